@@ -1,0 +1,3 @@
+"""nanoquote: FPGA-offload market-making quote engine."""
+
+__version__ = "0.1.0"
