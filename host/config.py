@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .domain import (
     DEFAULT_MAX_LEVELS,
@@ -31,7 +33,7 @@ class ConfigError(DomainError):
     """A rejected configuration: names the field, the value and the allowed range."""
 
 
-class QuotePolicy(str, Enum):
+class QuotePolicy(StrEnum):
     """How quotes are priced and gated (SPEC 4-6)."""
 
     EXCHANGE = "exchange"
@@ -138,12 +140,12 @@ class MarketMakerConfig:
 
     # -- derived quantities -------------------------------------------------------------
 
-    @property
+    @cached_property
     def skew_q(self) -> int:
         """Quantized skew factor ``round(f * 65536)`` (half to even), in 0..65536."""
         return round(Fraction(self.inventory_skew_factor) * SKEW_ONE)
 
-    @property
+    @cached_property
     def is_legacy(self) -> bool:
         return self.quote_policy is QuotePolicy.LEGACY
 
@@ -154,7 +156,7 @@ class MarketMakerConfig:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> "MarketMakerConfig":
+    def from_mapping(cls, values: Mapping[str, Any], **overrides: Any) -> MarketMakerConfig:
         """Build from a mapping (TOML table, JSON object); unknown keys are an error."""
         merged = {**values, **overrides}
         unknown = sorted(set(merged) - set(cls.field_names()))
@@ -166,7 +168,7 @@ class MarketMakerConfig:
         return cls(**merged)
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> "MarketMakerConfig":
+    def from_toml(cls, path: str | Path, **overrides: Any) -> MarketMakerConfig:
         """Load from a TOML file whose top level (or ``[strategy]`` table) holds the fields."""
         path = Path(path)
         try:
@@ -178,6 +180,6 @@ class MarketMakerConfig:
             raise ConfigError(f"config file {str(path)!r}: [strategy] must be a table")
         return cls.from_mapping(table, **overrides)
 
-    def replace(self, **changes: Any) -> "MarketMakerConfig":
+    def replace(self, **changes: Any) -> MarketMakerConfig:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)

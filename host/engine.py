@@ -17,7 +17,7 @@ from .refresh import RefreshClock
 __all__ = ["QuoteDecision", "QuoteEngine", "GoldenQuoteEngine"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QuoteDecision:
     """The ladder for one update and whether the strategy must requote now."""
 

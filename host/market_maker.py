@@ -31,6 +31,13 @@ class KillSwitchLatched(RuntimeError):
 
 
 def validate_book(book: BookUpdate) -> BookUpdate:
+    ts, bid, ask = book.ts, book.best_bid, book.best_ask
+    if (
+        type(ts) is int and 0 <= ts <= TS_MAX
+        and (bid is None or (type(bid) is int and 1 <= bid <= PRICE_MAX))
+        and (ask is None or (type(ask) is int and 1 <= ask <= PRICE_MAX))
+    ):
+        return book  # the common case, without building error messages
     try:
         check_int("book ts", book.ts, 0, TS_MAX)
         for name, price in (("best_bid", book.best_bid), ("best_ask", book.best_ask)):
@@ -145,17 +152,16 @@ class MarketMakerStrategy:
     def generate_cancels(self, book: BookUpdate) -> list[Action]:
         """Cancel orders more than ``cancel_distance_ticks`` behind their side's best."""
         limit = self._config.cancel_distance_ticks * self._config.tick_size
-        actions: list[Action] = []
-        for order in self.quote_manager.orders():
-            if order.state is OrderState.PENDING_CANCEL:
-                continue
-            if order.side is Side.BUY:
-                far = book.best_bid is not None and book.best_bid - order.price > limit
-            else:
-                far = book.best_ask is not None and order.price - book.best_ask > limit
-            if far:
-                actions.append(self._cancel(order.id))
-        return actions
+        qm = self.quote_manager
+        far = []
+        if book.best_bid is not None:
+            floor = book.best_bid - limit
+            far += [o for o in qm.iter_side(Side.BUY) if o.price < floor]
+        if book.best_ask is not None:
+            ceiling = book.best_ask + limit
+            far += [o for o in qm.iter_side(Side.SELL) if o.price > ceiling]
+        live = [o for o in far if o.state is not OrderState.PENDING_CANCEL]
+        return [self._cancel(o.id) for o in sorted(live, key=qm.listing_key)]
 
     def generate_quotes(self, book: BookUpdate, ladder: Ladder) -> list[Action]:
         """Turn a refresh's ladder into orders (after the risk gate) and mark the time."""
@@ -165,25 +171,39 @@ class MarketMakerStrategy:
         if not self.risk.allow_refresh(book.ts):
             return []
         doubled_mid = book.best_bid + book.best_ask  # type: ignore[operator]
-        wanted = {
-            side: [p for _, p in levels if self.risk.allow_level(p, doubled_mid)]
-            for side, levels in ((Side.BUY, ladder.posted_bids), (Side.SELL, ladder.posted_asks))
-        }
+        allow = self.risk.allow_level
+        wanted = (
+            (Side.BUY, [p for p in ladder.bids if p is not None and allow(p, doubled_mid)]),
+            (Side.SELL, [p for p in ladder.asks if p is not None and allow(p, doubled_mid)]),
+        )
         if self._config.is_legacy:
-            return [self._submit(side, price) for side, prices in wanted.items() for price in prices]
+            return [self._submit(side, price) for side, prices in wanted for price in prices]
         cancels: list[Action] = []
         submits: list[Action] = []
-        for side, prices in wanted.items():
-            kept: set[int] = set()
-            for order in self.quote_manager.orders(side):
-                if order.state is OrderState.PENDING_CANCEL:
-                    continue
-                if order.price in prices and order.price not in kept:
-                    kept.add(order.price)
-                else:
-                    cancels.append(self._cancel(order.id))
-            submits.extend(self._submit(side, p) for p in prices if p not in kept)
+        for side, prices in wanted:
+            kept, stale = self._match_resting(side, prices)
+            cancels += [self._cancel(o.id) for o in stale]
+            submits += [self._submit(side, p) for p in prices if p not in kept]
         return cancels + submits
+
+    def _match_resting(self, side: Side, prices: list[int]) -> tuple[dict[int, object], list]:
+        """Split a side's live orders into those the new ladder keeps (one per price, the
+        oldest) and the stale rest, in listing order."""
+        kept: dict[int, object] = {}
+        stale = []
+        for order in self.quote_manager.iter_side(side):
+            if order.state is OrderState.PENDING_CANCEL:
+                continue
+            if order.price in prices:
+                other = kept.get(order.price)
+                if other is None:
+                    kept[order.price] = order
+                    continue
+                if order.id < other.id:  # type: ignore[attr-defined]
+                    kept[order.price], order = order, other
+            stale.append(order)
+        stale.sort(key=QuoteManager.listing_key)
+        return kept, stale
 
     def _submit(self, side: Side, price: int) -> NewOrder:
         order_id = self.quote_manager.next_order_id()

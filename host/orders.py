@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Side", "OrderState", "NewOrder", "CancelOrder", "Action", "Fill"]
 
 
-class Side(str, Enum):
+class Side(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
@@ -18,13 +18,13 @@ class Side(str, Enum):
         return 1 if self is Side.BUY else -1
 
 
-class OrderState(str, Enum):
+class OrderState(StrEnum):
     PENDING_ACK = "pending-ack"
     OPEN = "open"
     PENDING_CANCEL = "pending-cancel"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewOrder:
     """Submit a limit order."""
 
@@ -34,7 +34,7 @@ class NewOrder:
     qty: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelOrder:
     """Ask the exchange to cancel a resting order."""
 
@@ -44,7 +44,7 @@ class CancelOrder:
 Action = NewOrder | CancelOrder
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fill:
     """An execution reported by the exchange."""
 

@@ -8,15 +8,17 @@ the order book exactly as it was (an overfill still removes the order it fills).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
+from operator import attrgetter
 
 from .orders import OrderState, Side
 
 __all__ = ["EventResult", "TrackedOrder", "QuoteManager"]
 
 
-class EventResult(str, Enum):
+class EventResult(StrEnum):
     OK = "ok"
     UNKNOWN_ID = "unknown-id"
     DUPLICATE = "duplicate"
@@ -34,11 +36,14 @@ class TrackedOrder:
     price: int
     remaining: int
     state: OrderState
+    #: Listing key: best price first (highest bid, lowest ask), then oldest id.
+    priority: tuple[int, int] = (0, 0)
 
-    @property
-    def priority(self) -> tuple[int, int]:
-        """Sort key: best price first (highest bid, lowest ask), then oldest id."""
-        return (-self.price if self.side is Side.BUY else self.price, self.id)
+    def __post_init__(self) -> None:
+        self.priority = (-self.price if self.side is Side.BUY else self.price, self.id)
+
+
+_PRIORITY = attrgetter("priority")
 
 
 class QuoteManager:
@@ -46,6 +51,7 @@ class QuoteManager:
 
     def __init__(self) -> None:
         self._orders: dict[int, TrackedOrder] = {}
+        self._by_side: dict[Side, dict[int, TrackedOrder]] = {Side.BUY: {}, Side.SELL: {}}
         self._next_id = 1
         self._allocated: set[int] = set()
         self._live_qty = {Side.BUY: 0, Side.SELL: 0}
@@ -83,8 +89,11 @@ class QuoteManager:
         self._allocated.discard(order_id)
         if order_id >= self._next_id:
             self._next_id = order_id + 1
-        self._orders[order_id] = TrackedOrder(order_id, Side(side), price, qty, OrderState.PENDING_ACK)
-        self._live_qty[Side(side)] += qty
+        side = Side(side)
+        order = TrackedOrder(order_id, side, price, qty, OrderState.PENDING_ACK)
+        self._orders[order_id] = order
+        self._by_side[side][order_id] = order
+        self._live_qty[side] += qty
         return EventResult.OK
 
     def on_order_ack(self, order_id: int) -> EventResult:
@@ -115,7 +124,7 @@ class QuoteManager:
         order = self._orders.get(order_id)
         if order is None:
             return self._report(self._classify_missing(order_id))
-        if side is not None and Side(side) is not order.side:
+        if side is not None and side is not order.side and Side(side) is not order.side:
             return self._report(EventResult.WRONG_SIDE)
         if qty > order.remaining:
             self._remove(order)
@@ -124,6 +133,7 @@ class QuoteManager:
         self._live_qty[order.side] -= qty
         if order.remaining == 0:
             del self._orders[order.id]
+            del self._by_side[order.side][order.id]
         return EventResult.OK
 
     def on_cancel(self, order_id: int) -> EventResult:
@@ -147,10 +157,12 @@ class QuoteManager:
     def clear(self) -> None:
         """Forget every order (e.g. after a session reset); ids keep counting up."""
         self._orders.clear()
+        self._by_side = {Side.BUY: {}, Side.SELL: {}}
         self._live_qty = {Side.BUY: 0, Side.SELL: 0}
 
     def _remove(self, order: TrackedOrder) -> None:
         del self._orders[order.id]
+        del self._by_side[order.side][order.id]
         self._live_qty[order.side] -= order.remaining
 
     # -- queries --------------------------------------------------------------------------
@@ -172,8 +184,18 @@ class QuoteManager:
 
     def orders(self, side: Side | None = None) -> list[TrackedOrder]:
         """Live orders by side (bids first), then price priority, then id."""
-        selected = [o for o in self._orders.values() if side is None or o.side is Side(side)]
-        return sorted(selected, key=lambda o: (o.side is Side.SELL, o.priority))
+        if side is None:
+            return self.orders(Side.BUY) + self.orders(Side.SELL)
+        return sorted(self._by_side[Side(side)].values(), key=_PRIORITY)
+
+    def iter_side(self, side: Side) -> Iterable[TrackedOrder]:
+        """Live orders of one side in no particular order (cheaper than ``orders``)."""
+        return self._by_side[side].values()
+
+    @staticmethod
+    def listing_key(order: TrackedOrder) -> tuple[bool, tuple[int, int]]:
+        """The listing order of ``orders()`` for any mix of sides."""
+        return (order.side is Side.SELL, order.priority)
 
     @property
     def bid_orders(self) -> list[TrackedOrder]:

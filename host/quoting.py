@@ -1,16 +1,14 @@
 """Golden quote calculation (SPEC 3-5): the plain exact-integer statement of the datapath.
 
 This module is the reference the pipeline and the bit-accurate model are checked
-against, so it follows the spec's formulas literally, with ``Fraction`` for every
-rational and no reformulation. It holds no state: the refresh clock, order tracking
+against, so it follows the spec's formulas literally: each rational is kept exactly as
+an integer numerator over one common denominator, and no step is reformulated. It holds no state: the refresh clock, order tracking
 and risk limits live elsewhere.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 from .config import MarketMakerConfig
 from .domain import PRICE_MAX
@@ -18,7 +16,7 @@ from .domain import PRICE_MAX
 __all__ = ["BookUpdate", "Ladder", "book_mid", "calculate_quotes", "gate_levels", "build_ladder"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BookUpdate:
     """A top-of-book update; a missing side is ``None``."""
 
@@ -33,16 +31,16 @@ class BookUpdate:
     @property
     def crossed(self) -> bool:
         """Crossed or locked: ``best_bid >= best_ask`` (only with both sides)."""
-        return self.has_both_sides and self.best_bid >= self.best_ask  # type: ignore[operator]
+        bid, ask = self.best_bid, self.best_ask
+        return bid is not None and ask is not None and bid >= ask
 
 
 def book_mid(config: MarketMakerConfig, book: BookUpdate) -> int | None:
     """Floored mid the policy quotes around, or ``None`` when it must not quote (SPEC 3)."""
-    if not book.has_both_sides:
+    bid, ask = book.best_bid, book.best_ask
+    if bid is None or ask is None or (bid >= ask and not config.is_legacy):
         return None
-    if book.crossed and not config.is_legacy:
-        return None
-    return (book.best_bid + book.best_ask) // 2  # type: ignore[operator]
+    return (bid + ask) // 2
 
 
 def _clamped_position(config: MarketMakerConfig, position: int) -> int:
@@ -50,30 +48,38 @@ def _clamped_position(config: MarketMakerConfig, position: int) -> int:
     return max(-m, min(m, position))
 
 
+def _skew_denominator(config: MarketMakerConfig) -> int:
+    """``D = M * 65536``: the skew is ``s * q * (...) / D``."""
+    return config.max_inventory * 65536
+
+
 def _legacy_top(config: MarketMakerConfig, mid: int, position: int) -> tuple[int, int]:
-    b, t, m = config.base_spread_ticks, config.tick_size, config.max_inventory
-    if m == 0:
+    b, t = config.base_spread_ticks, config.tick_size
+    if config.max_inventory == 0:
         skew_ticks = 0
     else:
+        # trunc(s * q * B / D), toward zero: floor of the magnitude, then the sign.
         s = _clamped_position(config, position)
-        exact = Fraction(s * config.skew_q * b, m * 65536)
-        skew_ticks = math.trunc(exact)
+        magnitude = abs(s) * config.skew_q * b // _skew_denominator(config)
+        skew_ticks = -magnitude if s < 0 else magnitude
     half = (b * t) // 2  # b*t >= 0, so floor == trunc
     return mid - half - skew_ticks * t, mid + half - skew_ticks * t
 
 
 def _exchange_top(config: MarketMakerConfig, best_bid: int, best_ask: int, position: int) -> tuple[int, int]:
-    b, t, m, e = config.base_spread_ticks, config.tick_size, config.max_inventory, config.min_edge_ticks
-    mid = Fraction(best_bid + best_ask, 2)
-    skew = Fraction(0) if m == 0 else Fraction(
-        _clamped_position(config, position) * config.skew_q * b * t, m * 65536
-    )
-    r = mid - skew
-    half_spread = Fraction(b * t, 2)
-    bid0 = t * math.floor((r - half_spread) / t)
-    ask0 = t * math.ceil((r + half_spread) / t)
-    bid0 = min(bid0, t * math.floor((mid - e * t) / t))
-    ask0 = max(ask0, t * math.ceil((mid + e * t) / t))
+    """SPEC 4 exchange policy, every rational held as ``numerator / den`` with den = 2*D."""
+    b, t, e = config.base_spread_ticks, config.tick_size, config.min_edge_ticks
+    d = _skew_denominator(config) or 1  # M == 0: no skew; any denominator will do
+    den = 2 * d
+    mid = (best_bid + best_ask) * d  # m = P/2 = P*D / 2D
+    skew = 0 if config.max_inventory == 0 else 2 * _clamped_position(config, position) * config.skew_q * b * t
+    r = mid - skew  # reservation price r = m - s*q*B*T/D
+    half_spread = b * t * d  # B*T/2
+    grid = t * den  # one tick, over den
+    bid0 = t * ((r - half_spread) // grid)  # T * floor((r - B*T/2) / T)
+    ask0 = t * -((-(r + half_spread)) // grid)  # T * ceil((r + B*T/2) / T)
+    bid0 = min(bid0, t * ((mid - e * grid) // grid))  # minimum edge from the exact mid
+    ask0 = max(ask0, t * -((-(mid + e * grid)) // grid))
     # Post-only: never at or through the opposite best.
     bid0 = min(bid0, t * ((best_ask - 1) // t))
     ask0 = max(ask0, t * (best_bid // t + 1))
@@ -107,7 +113,7 @@ def gate_levels(
     return bid_levels, ask_levels
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ladder:
     """The ladder for one update: per level, the price to post or ``None`` (not posted).
 
@@ -149,16 +155,19 @@ def build_ladder(
         return Ladder(None, book.crossed, empty, empty, 0, 0, 0)
     bid_count, ask_count = gate_levels(config, position, live_bid_qty, live_ask_qty)
     bid0, ask0 = top
-    bids: list[int | None] = []
-    asks: list[int | None] = []
+    bids = [None] * n
+    asks = [None] * n
     out_of_domain = 0
-    for i in range(n):
-        for price, count, out in ((bid0 - i * t, bid_count, bids), (ask0 + i * t, ask_count, asks)):
-            if i >= count:
-                out.append(None)
-            elif 1 <= price <= price_max:
-                out.append(price)
-            else:
-                out.append(None)
-                out_of_domain += 1
+    for i in range(bid_count):
+        price = bid0 - i * t
+        if 1 <= price <= price_max:
+            bids[i] = price
+        else:
+            out_of_domain += 1
+    for i in range(ask_count):
+        price = ask0 + i * t
+        if 1 <= price <= price_max:
+            asks[i] = price
+        else:
+            out_of_domain += 1
     return Ladder(book_mid(config, book), book.crossed, tuple(bids), tuple(asks), bid_count, ask_count, out_of_domain)

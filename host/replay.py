@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .config import ConfigError, MarketMakerConfig
 from .domain import DomainError
@@ -181,8 +182,8 @@ def apply_event(strategy: MarketMakerStrategy, event: Event) -> list[Action]:
         strategy.on_order_reject(payload)
     elif kind == "cancel":
         strategy.on_order_cancel(payload)
-    elif kind == "arm":
-        strategy.arm() if not strategy.killed else None
+    elif kind == "arm" and not strategy.killed:
+        strategy.arm()  # while the kill switch is latched only "rearm" arms
     elif kind == "disarm":
         strategy.disarm()
     elif kind == "kill":

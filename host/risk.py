@@ -25,6 +25,9 @@ class RiskGate:
         self.blocked: Counter[str] = Counter()
         self._window_start: int | None = None
         self._window_count = 0
+        self._size_blocked = config.max_order_qty is not None and config.order_size > config.max_order_qty
+        # Collar on doubled prices so the exact (half-integer) mid stays an integer.
+        self._doubled_collar = None if config.collar_ticks is None else 2 * config.collar_ticks * config.tick_size
 
     def allow_refresh(self, ts: int) -> bool:
         """Throttle: at most N refreshes per window; a window opens at the first refresh
@@ -42,11 +45,10 @@ class RiskGate:
 
     def allow_level(self, price: int, doubled_mid: int) -> bool:
         """Collar (``|price - mid| <= collar_ticks * T`` with the exact mid) and size."""
-        cfg = self.config
-        if cfg.max_order_qty is not None and cfg.order_size > cfg.max_order_qty:
+        if self._size_blocked:
             self.blocked["size"] += 1
             return False
-        if cfg.collar_ticks is not None and abs(2 * price - doubled_mid) > 2 * cfg.collar_ticks * cfg.tick_size:
+        if self._doubled_collar is not None and abs(2 * price - doubled_mid) > self._doubled_collar:
             self.blocked["collar"] += 1
             return False
         return True
