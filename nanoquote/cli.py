@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("nanoquote.host.demo", "run the strategy on a seeded synthetic market"),
     "verilog": ("nanoquote.hw.verilog_cli", "write the quote pipeline as Verilog"),
     "conformance": ("nanoquote.sim.conformance_cli", "check the pipeline against the golden model"),
+    "regs": ("nanoquote.hw.regs_cli", "print the register map as markdown, a C header or JSON"),
+    "build": ("nanoquote.hw.build_cli", "synthesize, place and route for an ECP5 FPGA"),
+    "bench": ("nanoquote.sim.bench", "measure the figures of docs/performance.md"),
 }
 
 
