@@ -35,6 +35,9 @@ class QuoteEngine(Protocol):
     @property
     def last_quote_time(self) -> int | None: ...
 
+    # Optional: ``on_kill()`` / ``on_rearm()``, called by the strategy's kill switch so an
+    # engine with its own latch (the hardware) follows it.
+
 
 class GoldenQuoteEngine:
     """The exact-integer reference engine (``nanoquote.host.quoting``)."""

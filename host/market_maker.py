@@ -129,12 +129,18 @@ class MarketMakerStrategy:
         """Latch the kill switch and cancel every live order."""
         self.killed = True
         self.base.ready = False
+        hook = getattr(self.engine, "on_kill", None)
+        if hook is not None:
+            hook()  # a hardware engine latches its own kill switch too
         return [self._cancel(o.id) for o in self.quote_manager.orders() if o.state is not OrderState.PENDING_CANCEL]
 
     def rearm(self) -> None:
         """Clear the kill latch and arm again."""
         self.killed = False
         self.base.ready = True
+        hook = getattr(self.engine, "on_rearm", None)
+        if hook is not None:
+            hook()
 
     # -- quoting (SPEC 4-6) ---------------------------------------------------------------
 

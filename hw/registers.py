@@ -13,7 +13,8 @@ Conventions
   ``CONTROL.commit`` copies every shadow into the live copy the pipeline uses in one
   clock, so a configuration (and any value wider than 32 bits) changes atomically. The
   commit is refused (SLVERR, ``ERRORS.commit_rejected``) if the staged values are out of
-  range, and then changes nothing.
+  range, and then changes nothing. Reading a staged register returns its live
+  (committed) value, so "write, commit, read back" verifies what the pipeline uses.
 * Reading the lowest word of a wide read-only register snapshots the upper words, so a
   64-bit value is read consistently with two reads.
 * Unmapped addresses answer DECERR. Writing a read-only register, or a 1 into a
@@ -25,6 +26,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from .coefficients import (
+    BASE_SPREAD_BITS,
+    LIVE_QTY_BITS,
+    MAX_INVENTORY_BITS,
+    MIN_EDGE_BITS,
+    ORDER_SIZE_BITS,
+    POSITION_BITS,
+    REFRESH_INTERVAL_BITS,
+    SKEW_COEF_BITS,
+    TICK_BITS,
+    TS_BITS,
+    recip_bits,
+)
 
 __all__ = [
     "Access", "Field", "Register", "RegisterMap", "register_map",
@@ -216,31 +231,31 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
             "Sticky error flags, write 1 to clear.", group="control"),
         Register("POLICY", 0x020, Access.RW, _one("legacy", 1, "1: legacy policy, 0: exchange"),
                  "Quote policy.", staged=True, group="config"),
-        Register("TICK", 0x024, Access.RW, _one("tick", 16, "tick size T in raw units, 1..65535"),
+        Register("TICK", 0x024, Access.RW, _one("tick", TICK_BITS, "tick size T in raw units, 1..65535"),
                  "Tick size.", staged=True, group="config"),
         Register("SPREAD", 0x028, Access.RW, (
-            Field("base_spread", 0, 8, "base spread B in ticks, 1..255"),
-            Field("min_edge", 8, 8, "minimum edge in ticks")),
+            Field("base_spread", 0, BASE_SPREAD_BITS, "base spread B in ticks, 1..255"),
+            Field("min_edge", 8, MIN_EDGE_BITS, "minimum edge in ticks")),
             "Spread and edge.", staged=True, group="config"),
-        Register("MAX_INVENTORY", 0x02C, Access.RW, _one("max_inventory", 15, "M in lots (0: never quote)"),
+        Register("MAX_INVENTORY", 0x02C, Access.RW, _one("max_inventory", MAX_INVENTORY_BITS, "M in lots (0: never quote)"),
                  "Position limit.", staged=True, group="config"),
         Register("ORDER", 0x030, Access.RW, (
-            Field("order_size", 0, 16, "lots per level, 1..65535"),
+            Field("order_size", 0, ORDER_SIZE_BITS, "lots per level, 1..65535"),
             Field("num_levels", 16, 8, "levels per side, 1..max_levels")),
             "Ladder shape.", staged=True, group="config"),
-        Register("TWO_TICK_RECIP", 0x038, Access.RW, _one("two_tick_recip", 48, "ceil(2^49 / (2T))"),
+        Register("TWO_TICK_RECIP", 0x038, Access.RW, _one("two_tick_recip", recip_bits(P), f"ceil(2^{recip_bits(P)} / (2T))"),
                  "Reciprocal for the per-update division by 2T.", staged=True, group="config"),
-        Register("SKEW_COEF", 0x040, Access.RW, _one("skew_coef", 72, "ceil(c * 2^47), see docs/datapath.md"),
+        Register("SKEW_COEF", 0x040, Access.RW, _one("skew_coef", SKEW_COEF_BITS, "ceil(c * 2^47), see docs/datapath.md"),
                  "Skew per lot of position.", staged=True, group="config"),
-        Register("REFRESH_INTERVAL", 0x050, Access.RW, _one("refresh_interval", 64, "ns between refreshes"),
+        Register("REFRESH_INTERVAL", 0x050, Access.RW, _one("refresh_interval", REFRESH_INTERVAL_BITS, "ns between refreshes"),
                  "Refresh interval.", staged=True, group="config"),
-        Register("POSITION", 0x060, Access.RW, _one("position", 16, "filled position in lots", signed=True),
+        Register("POSITION", 0x060, Access.RW, _one("position", POSITION_BITS, "filled position in lots", signed=True),
                  "Net position fed back by the host.", staged=True, group="inventory"),
-        Register("LIVE_BID_QTY", 0x064, Access.RW, _one("live_bid_qty", 32, "remaining qty of live bids"),
+        Register("LIVE_BID_QTY", 0x064, Access.RW, _one("live_bid_qty", LIVE_QTY_BITS, "remaining qty of live bids"),
                  "Live bid quantity fed back by the host.", staged=True, group="inventory"),
-        Register("LIVE_ASK_QTY", 0x068, Access.RW, _one("live_ask_qty", 32, "remaining qty of live asks"),
+        Register("LIVE_ASK_QTY", 0x068, Access.RW, _one("live_ask_qty", LIVE_QTY_BITS, "remaining qty of live asks"),
                  "Live ask quantity fed back by the host.", staged=True, group="inventory"),
-        Register("BOOK_TS", 0x080, Access.RW, _one("ts", 64, "book time in ns"),
+        Register("BOOK_TS", 0x080, Access.RW, _one("ts", TS_BITS, "book time in ns"),
                  "Register quote path: update timestamp.", group="quote"),
         Register("BOOK_BID", 0x088, Access.RW, _one("bid", P, "best bid"),
                  "Register quote path: best bid.", group="quote"),
@@ -263,7 +278,7 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
             Field("bid_post", 0, 16, "bid level i is posted"),
             Field("ask_post", 16, 16, "ask level i is posted")),
             "Register quote path: posted levels.", group="quote"),
-        Register("LAST_QUOTE_TIME", 0x0A8, Access.RO, _one("last_quote_time", 64, "ts of the last refresh"),
+        Register("LAST_QUOTE_TIME", 0x0A8, Access.RO, _one("last_quote_time", TS_BITS, "ts of the last refresh"),
                  "Refresh clock state.", group="quote"),
     ]
     for i in range(max_levels):
