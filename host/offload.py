@@ -7,11 +7,15 @@ change, so a quiet update costs one book write and one ladder read.
 
 from __future__ import annotations
 
+from .bus import RegisterBus
+from .config import MarketMakerConfig
+from .device import DeviceError
 from .driver import QuoteDriver
 from .engine import QuoteDecision
+from .market_maker import MarketMakerStrategy
 from .quoting import BookUpdate
 
-__all__ = ["HardwareQuoteEngine"]
+__all__ = ["HardwareQuoteEngine", "offloaded_strategy"]
 
 
 class HardwareQuoteEngine:
@@ -59,3 +63,19 @@ class HardwareQuoteEngine:
     def on_rearm(self) -> None:
         self.driver.rearm()
         self._armed = True
+
+
+def offloaded_strategy(config: MarketMakerConfig, bus: RegisterBus, name: str = "offload",
+                       instrument_id: int = 1) -> MarketMakerStrategy:
+    """A MarketMakerStrategy whose ladders come from the device behind ``bus``.
+
+    The device is identified, soft-reset (refresh clock, counters, ladder) and
+    configured. A latched kill switch is left alone and reported: only an operator's
+    explicit re-arm may clear it.
+    """
+    driver = QuoteDriver.open(bus)
+    if driver.status()["killed"]:
+        raise DeviceError("the device's kill switch is latched: re-arm it explicitly first")
+    driver.soft_reset()
+    driver.configure(config)
+    return MarketMakerStrategy(name, instrument_id, config, engine=HardwareQuoteEngine(driver))

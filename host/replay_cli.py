@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from .config import ConfigError, MarketMakerConfig
@@ -19,6 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", choices=["legacy", "exchange"], help="override quote_policy")
     parser.add_argument("--config", type=Path, help="TOML file with MarketMakerConfig fields")
     parser.add_argument("--state", action="store_true", help="emit a state record after every event")
+    parser.add_argument("--backend", choices=["golden", "model", "amaranth", "verilator"], default="golden",
+                        help="where ladders are computed: the golden model (default), the software "
+                             "device, or the RTL in a simulator")
 
 
 def golden_strategy(config: MarketMakerConfig) -> MarketMakerStrategy:
@@ -40,7 +44,19 @@ def run(args: argparse.Namespace) -> int:
     except (ReplayError, ConfigError) as exc:
         print(f"nanoquote replay: error: {exc}", file=sys.stderr)
         return 2
-    out = sys.stdout
-    for record in run_replay(events, golden_strategy, config, with_state=args.state):
-        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+    if args.backend == "golden":
+        _write(run_replay(events, golden_strategy, config, with_state=args.state))
+        return 0
+    from nanoquote.sim.backends import open_bus
+
+    from .offload import offloaded_strategy
+
+    with open_bus(args.backend, max_levels=config.max_levels) as bus:
+        _write(run_replay(events, lambda c: offloaded_strategy(c, bus), config, with_state=args.state))
     return 0
+
+
+def _write(records: Iterable[dict]) -> None:
+    out = sys.stdout
+    for record in records:
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")

@@ -220,7 +220,7 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         Register("STATUS", 0x014, Access.RO, (
             Field("armed", 0, 1, "quoting allowed"),
             Field("killed", 1, 1, "kill switch latched"),
-            Field("settled", 2, 1, "derived coefficients match the live configuration"),
+            Field("settled", 2, 1, "derived coefficients match the live configuration", reset=1),
             Field("has_quoted", 3, 1, "LAST_QUOTE_TIME is valid")),
             "Device state.", group="control"),
         Register("ERRORS", 0x018, Access.W1C, (
