@@ -11,7 +11,6 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-
 from nanoquote.host.quoting import BookUpdate
 from nanoquote.hw.coefficients import PipelineParams
 from nanoquote.hw.model import Coefficients, coefficient_stage, ladder

@@ -9,7 +9,7 @@ the registers *mean* is left to the owner through two hooks.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from nanoquote.host.bus import Resp
 from nanoquote.hw.registers import Access, Register, RegisterMap

@@ -5,10 +5,18 @@ reaches it exactly as it reaches a simulator or a remote device."""
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from nanoquote.host.bus import (
-    OP_CLOSE, OP_IDLE, OP_READ, OP_WRITE, REQUEST, RESPONSE, BusError, RegisterBus, Resp,
+    OP_CLOSE,
+    OP_IDLE,
+    OP_READ,
+    OP_WRITE,
+    REQUEST,
+    RESPONSE,
+    BusError,
+    RegisterBus,
+    Resp,
 )
 
 __all__ = ["listen", "serve_connection", "recv_exact"]

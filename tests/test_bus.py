@@ -3,7 +3,6 @@
 import threading
 
 import pytest
-
 from nanoquote.host.bus import BusError, BusTimeout, MmapBus, Resp, SocketBus
 from nanoquote.sim.socket_server import listen, serve_connection
 

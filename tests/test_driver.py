@@ -1,7 +1,6 @@
 """Host driver over the software device: configuration, controls, quote path and faults."""
 
 import pytest
-
 from nanoquote.host.bus import BusError, Resp
 from nanoquote.host.config import ConfigError, MarketMakerConfig
 from nanoquote.host.device import Device, WrongDevice

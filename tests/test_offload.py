@@ -6,7 +6,6 @@ backends run the same comparison in ``test_offload_rtl.py``.
 """
 
 import pytest
-
 from nanoquote.host.config import MarketMakerConfig
 from nanoquote.host.market_maker import MarketMakerStrategy
 from nanoquote.host.offload import offloaded_strategy
@@ -39,7 +38,7 @@ def test_model_backend_matches_golden(index, seed):
     device = SoftwareDevice()
     offloaded = records(lambda c: offloaded_strategy(c, device), config, events)
     assert len(golden) > 150
-    for g, o in zip(golden, offloaded):
+    for g, o in zip(golden, offloaded, strict=False):
         assert g == o, f"seed {seed}, config #{index}: first difference at event {g['event']}"
     assert len(golden) == len(offloaded)
     # The session really quoted (M = 0 never may).
