@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from .coefficients import (
     BASE_SPREAD_BITS,
@@ -82,15 +83,15 @@ class Register:
     staged: bool = False
     group: str = ""
 
-    @property
+    @cached_property
     def width(self) -> int:
         return max(f.offset + f.width for f in self.fields)
 
-    @property
+    @cached_property
     def words(self) -> int:
         return (self.width + 31) // 32
 
-    @property
+    @cached_property
     def addresses(self) -> tuple[int, ...]:
         return tuple(self.address + 4 * i for i in range(self.words))
 
@@ -149,31 +150,30 @@ class RegisterMap:
     registers: tuple[Register, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        seen: dict[int, str] = {}
+        by_address: dict[int, tuple[Register, int]] = {}
         for reg in self.registers:
-            for addr in reg.addresses:
-                if addr in seen:
-                    raise ValueError(f"{reg.name} overlaps {seen[addr]} at {addr:#05x}")
-                seen[addr] = reg.name
+            for word, addr in enumerate(reg.addresses):
+                if addr in by_address:
+                    raise ValueError(f"{reg.name} overlaps {by_address[addr][0].name} at {addr:#05x}")
+                by_address[addr] = (reg, word)
             for f in reg.fields:
                 if f.offset + f.width > 32 * reg.words:
                     raise ValueError(f"{reg.name}.{f.name} does not fit")
+        object.__setattr__(self, "_by_address", by_address)
+        object.__setattr__(self, "_by_name", {reg.name: reg for reg in self.registers})
 
     def __getitem__(self, name: str) -> Register:
-        for reg in self.registers:
-            if reg.name == name:
-                return reg
-        raise KeyError(f"no register named {name!r}")
+        try:
+            return self._by_name[name]  # type: ignore[attr-defined]
+        except KeyError:
+            raise KeyError(f"no register named {name!r}") from None
 
     def __iter__(self):
         return iter(self.registers)
 
     def at(self, address: int) -> tuple[Register, int] | None:
         """The register holding byte ``address`` and the word index within it."""
-        for reg in self.registers:
-            if address in reg.addresses:
-                return reg, reg.addresses.index(address)
-        return None
+        return self._by_address.get(address)  # type: ignore[attr-defined]
 
     @property
     def size(self) -> int:
