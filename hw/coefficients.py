@@ -137,7 +137,7 @@ class PipelineParams:
         num_levels: int,
         refresh_interval_ns: int,
         price_bits: int = DEFAULT_PRICE_BITS,
-    ) -> "PipelineParams":
+    ) -> PipelineParams:
         """Compute the coefficients from already validated plain integers."""
         return cls(
             legacy=int(bool(legacy)),
@@ -155,7 +155,7 @@ class PipelineParams:
         )
 
     @classmethod
-    def from_config(cls, config: Any, price_bits: int = DEFAULT_PRICE_BITS) -> "PipelineParams":
+    def from_config(cls, config: Any, price_bits: int = DEFAULT_PRICE_BITS) -> PipelineParams:
         """From any object with ``MarketMakerConfig``'s fields (``skew_q``, ``is_legacy``, ...)."""
         return cls.from_fields(
             legacy=config.is_legacy,

@@ -131,7 +131,7 @@ def coefficient_stage(
 ) -> Coefficients:
     """The slow path, step for step as ``coefficient_unit`` computes it (same widths)."""
     w = widths or DatapathWidths()
-    pb, wsum = w.price_bits, w.sum_bits
+    wsum = w.sum_bits
     legacy = params.legacy
     t, b, e, m_inv = params.tick, params.base_spread, params.min_edge, params.max_inventory
     size, n = params.order_size, min(params.num_levels, w.max_levels)
@@ -309,7 +309,7 @@ def ladder(
     for i in range(0, n, chunk):
         part = slice(i, i + chunk)
         vals = _ladder_chunk(coeffs, bid[part], ask[part], has_bid[part], has_ask[part])
-        for name, v in zip(_ARRAY_FIELDS, vals):
+        for name, v in zip(_ARRAY_FIELDS, vals, strict=True):
             getattr(out, name)[part] = v
     return out
 
@@ -437,6 +437,6 @@ class RefreshModel:
                 out[cand[pos]] = True
                 pos += 1
             return out
-        for j, t in zip(cand.tolist(), ts_c.tolist()):
+        for j, t in zip(cand.tolist(), ts_c.tolist(), strict=True):
             out[j] = self.step(legacy, interval, True, True, t)
         return out

@@ -187,7 +187,7 @@ class QuotePipeline(wiring.Component):
                 s1_ts_plus.eq(upd.ts + co.interval),
                 # S2
                 valid[1].eq(valid[0]),
-                *(sig.eq(p) for sig, (p, _) in zip(s2_pp, limb_products(s1_p, co.m_norm))),
+                *(sig.eq(p) for sig, (p, _) in zip(s2_pp, limb_products(s1_p, co.m_norm), strict=True)),
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
                 s2_refresh.eq(timer.fire),

@@ -33,7 +33,7 @@ slave). Nothing in this block is on the pipeline's per-update path.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -259,10 +259,7 @@ class RegisterBlock(wiring.Component):
                                 m.d.sync += [snapshots[reg.name].eq(source[32:]), snap_valid[reg.name].eq(1)]
                             if reg.name in snapshots and i > 0:
                                 snap = snapshots[reg.name][32 * (i - 1):32 * i]
-                                value = Signal(32, name=f"{port_name(reg)}_word{i}")
-                                m.d.comb += value.eq(
-                                    snap_valid[reg.name].replicate(32) & snap
-                                    | ~snap_valid[reg.name].replicate(32) & source[32 * i:32 * i + 32])
+                                value = Mux(snap_valid[reg.name], snap, source[32 * i:32 * i + 32])
                             else:
                                 value = source[32 * i:32 * i + 32]
                         else:

@@ -64,6 +64,7 @@ from .registers import register_map
 
 __all__ = ["NanoquoteTop"]
 
+
 class NanoquoteTop(wiring.Component):
     """The quote engine: ``axil`` registers, ``i`` market updates in, ``o`` ladders out.
 
@@ -211,8 +212,12 @@ class NanoquoteTop(wiring.Component):
         m.d.comb += [
             rb.status.armed.eq(armed),
             rb.status.killed.eq(killed),
-            rb.status.settled.eq(pipe.settled if "settled" in pipe_ports else 1),
         ]
+        # ``settled`` comes from a wide comparator in the pipeline: register it so the
+        # register read multiplexer does not sit behind it (status is one cycle late).
+        settled = Signal()
+        m.d.sync += settled.eq(pipe.settled if "settled" in pipe_ports else 1)
+        m.d.comb += rb.status.settled.eq(settled)
         # The refresh clock's state as the delivered ladders report it: a ladder with
         # ``refresh`` moved it to that ladder's ``ts`` (so the value always matches the
         # ladders the host has seen).

@@ -92,12 +92,22 @@ class DatapathWidths:
     # -- constants of the per-level stage ----------------------------------------------
     @property
     def domain_bits(self) -> int:
-        """Signed width of the price-domain thresholds on ``X`` (see ``coefficient_unit``).
+        """Signed width of the price-domain windows on ``P`` (see ``coefficient_unit``).
 
-        ``|threshold| <= (Qm + |offset| + 64*step + 1) << l``: below ``2**(pb+2)`` plus
-        ``2**28`` for the offsets; six bits of headroom and a sign.
+        ``|bound| <= (Qm + 1) * d + |offset| * d + 66 * 2T``: at most ``2**(pb+1)`` plus
+        ``2**28`` (offsets below ``2**11`` ticks or ``2**26`` raw units); headroom and a sign.
         """
         return max(self.price_bits, 28) + 6
+
+    @property
+    def bid_windows(self) -> int:
+        """Bid levels with a constant and a window: the other candidate sits 1 level out."""
+        return self.max_levels + 1
+
+    @property
+    def ask_windows(self) -> int:
+        """Ask levels with a constant and a window: candidates sit up to 2 levels out."""
+        return self.max_levels + 2
 
     @property
     def level_bits(self) -> int:

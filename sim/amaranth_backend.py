@@ -13,7 +13,6 @@ import random
 from dataclasses import dataclass
 
 from amaranth.sim import Simulator
-
 from nanoquote.hw.pipeline import QuotePipeline
 
 from .codec import PortCodec
@@ -35,12 +34,13 @@ def run_amaranth(
     segments: list[Segment],
     max_levels: int,
     price_bits: int,
-    handshake: Handshake = Handshake(),
+    handshake: Handshake | None = None,
     vcd: str | None = None,
 ) -> tuple[list[int], dict[str, int]]:
     """Raw ``o.payload`` of every update in order, and cycle statistics."""
     dut = QuotePipeline(max_levels, price_bits)
     codec = PortCodec(max_levels, price_bits)
+    handshake = handshake or Handshake()
     rng = random.Random(handshake.seed)
     total = sum(len(s) for s in segments)
     outputs: list[int] = []

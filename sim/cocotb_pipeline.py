@@ -29,7 +29,38 @@ from cocotb.triggers import RisingEdge
 from .codec import PortCodec
 from .scenario import Scoreboard
 
-__all__ = ["TB", "ScenarioFile"]
+__all__ = ["TB", "ScenarioFile", "Port"]
+
+
+class Port:
+    """Whole-port reads and writes of a handle, for the once-per-clock loop.
+
+    Goes to cocotb's simulator handle directly: for wide ports ``int(binary string)`` is
+    twice as fast as building a ``LogicArray``, and one-bit reads are ~50x faster. Writes
+    behave as ``handle.value = v`` does under Verilator, where cocotb trusts inertial
+    writes and applies them at once (``COCOTB_TRUST_INERTIAL_WRITES``, set by the runner).
+    Falls back to ``.value`` if the private handle is missing.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.width = len(handle)
+        self.raw = getattr(handle, "_handle", None)
+
+    def get(self) -> int:
+        if self.raw is None:
+            return int(self.handle.value.to_unsigned())
+        if self.width == 1:
+            return self.raw.get_signal_val_long()
+        return int(self.raw.get_signal_val_binstr(), 2)
+
+    def set(self, value: int) -> None:
+        if self.raw is None:
+            self.handle.value = value
+        elif self.width <= 32:
+            self.raw.set_signal_val_int(0, value)  # 0: deposit
+        else:
+            self.raw.set_signal_val_binstr(0, format(value, f"0{self.width}b"))
 
 
 @dataclass
@@ -81,8 +112,8 @@ class TB:
         """Play every segment, then drain; each iteration is one clock."""
         dut, sc, rng, board = self.dut, self.scenario, self.rng, self.scoreboard
         clk = RisingEdge(dut.clk)
-        i_valid, i_payload, i_ready = dut.i__valid, dut.i__payload, dut.i__ready
-        o_valid, o_payload, o_ready = dut.o__valid, dut.o__payload, dut.o__ready
+        i_valid, i_payload, i_ready = Port(dut.i__valid), Port(dut.i__payload), Port(dut.i__ready)
+        o_valid, o_payload, o_ready = Port(dut.o__valid), Port(dut.o__payload), Port(dut.o__ready)
         idle, stall = sc.idle, sc.stall
         valid_now = ready_now = False  # last values written (writes cost more than compares)
         offered = None
@@ -99,28 +130,28 @@ class TB:
                     pending, pos = segments[seg_idx][5], 0
                 if pos < len(pending) and not (idle and rng.random() < idle):
                     offered = pending[pos]
-                    i_payload.value = offered
+                    i_payload.set(offered)
                 if (offered is not None) != valid_now:
                     valid_now = not valid_now
-                    i_valid.value = int(valid_now)
+                    i_valid.set(int(valid_now))
             ready = not (stall and rng.random() < stall)
             if ready != ready_now:
                 ready_now = ready
-                o_ready.value = int(ready)
+                o_ready.set(int(ready))
             await clk
             self.cycles += 1
-            if offered is not None and i_ready.value:
+            if offered is not None and i_ready.get():
                 offered = None
                 pos += 1
-            if ready and o_valid.value:
-                board.push(o_payload.value.to_unsigned())
+            if ready and o_valid.get():
+                board.push(o_payload.get())
                 quiet = 0
             else:
                 quiet += 1
             inputs_done = offered is None and pos >= len(pending) and seg_idx + 1 >= len(segments)
             if inputs_done and board.received >= total:
                 break
-        i_valid.value = 0
+        i_valid.set(0)
         board.finish()
 
 

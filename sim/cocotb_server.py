@@ -15,9 +15,9 @@ From another process::
         ...
         bus.close()                                         # ends the simulation
 
-or ``python -m nanoquote.sim.cocotb_server [--max-levels N]``, which builds if needed,
-prints ``NANOQUOTE_PORT <port>`` and serves. Waveforms: ``--waves`` (needs a build
-with tracing; not cached with the default build).
+or ``python -m nanoquote.sim.cocotb_server [--max-levels N] [--seed S]``, which builds
+if needed, prints ``NANOQUOTE_PORT <port>`` and serves (``--seed``: registers start from
+seeded random values, ``+verilator+rand+reset+2``).
 """
 
 from __future__ import annotations

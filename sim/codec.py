@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
-
 from nanoquote.hw.coefficients import PipelineParams
 from nanoquote.hw.layouts import ladder_out_layout, market_update_layout, pipeline_config_layout
 from nanoquote.hw.model import LadderArrays
@@ -35,7 +34,7 @@ class LadderFields:
     crossed: bool
     refresh: bool
 
-    def diff(self, other: "LadderFields") -> list[str]:
+    def diff(self, other: LadderFields) -> list[str]:
         """Names and values of the fields that differ (``self`` = got, ``other`` = expected)."""
         return [f"{name}: got {getattr(self, name)!r}, expected {getattr(other, name)!r}"
                 for name in self.__slots__ if getattr(self, name) != getattr(other, name)]
@@ -71,7 +70,7 @@ class PortCodec:
             for t, b, a, hb, ha in zip(
                 np.asarray(ts, dtype=np.uint64).tolist(), np.asarray(bid).tolist(),
                 np.asarray(ask).tolist(), np.asarray(has_bid, dtype=int).tolist(),
-                np.asarray(has_ask, dtype=int).tolist())
+                np.asarray(has_ask, dtype=int).tolist(), strict=True)
         ]
 
     # -- outputs -----------------------------------------------------------------------
@@ -94,7 +93,7 @@ class PortCodec:
             prices(model.ask_price), model.bid_post.tolist(), model.ask_post.tolist(),
             model.bid_count.tolist(), model.ask_count.tolist(), model.out_of_domain.tolist(),
             model.no_mid.astype(int).tolist(), model.crossed.astype(int).tolist(),
-            np.asarray(refresh, dtype=int).tolist(),
+            np.asarray(refresh, dtype=int).tolist(), strict=True,
         )
         sh = {k: v[0] for k, v in o.items()}
         return [

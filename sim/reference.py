@@ -102,4 +102,4 @@ class SpecRefreshClock:
         self, config: MarketMakerConfig, armed: Iterable[bool], has_mid: Iterable[bool],
         now: Iterable[int],
     ) -> list[bool]:
-        return [self.decide(config, a, h, t) for a, h, t in zip(armed, has_mid, now)]
+        return [self.decide(config, a, h, t) for a, h, t in zip(armed, has_mid, now, strict=True)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from nanoquote.host.config import MarketMakerConfig
 from nanoquote.host.quoting import BookUpdate
 from nanoquote.hw.coefficients import PipelineParams
@@ -51,7 +50,7 @@ class Segment:
     def books(self) -> list[BookUpdate]:
         return [BookUpdate(t, b if hb else None, a if ha else None) for t, b, a, hb, ha in zip(
             self.ts.tolist(), self.bid.tolist(), self.ask.tolist(), self.has_bid.tolist(),
-            self.has_ask.tolist())]
+            self.has_ask.tolist(), strict=True)]
 
 
 @dataclass
@@ -65,7 +64,7 @@ class Expectation:
 
     @property
     def model_mismatches(self) -> list[int]:
-        return [k for k, (g, m) in enumerate(zip(self.golden, self.model)) if g != m]
+        return [k for k, (g, m) in enumerate(zip(self.golden, self.model, strict=True)) if g != m]
 
 
 def expect(segments: list[Segment], widths: DatapathWidths, with_golden: bool = True) -> Expectation:
@@ -87,7 +86,7 @@ def expect(segments: list[Segment], widths: DatapathWidths, with_golden: bool = 
         rows = [golden_ladder(seg.config, book, seg.position, seg.live_bid, seg.live_ask,
                               widths.max_levels, widths.price_max) for book in seg.books()]
         g_refresh = [spec_clock.decide(seg.config, seg.armed, not row.no_mid, t)
-                     for row, t in zip(rows, seg.ts.tolist())]
+                     for row, t in zip(rows, seg.ts.tolist(), strict=True)]
         out.golden += codec.ladders(_as_arrays(rows), seg.ts, np.array(g_refresh, dtype=bool))
     if not with_golden:
         out.golden = list(out.model)
@@ -109,7 +108,7 @@ class _GoldenArrays:
         self.crossed = np.array([r.crossed for r in rows], dtype=bool)
 
 
-def _as_arrays(rows: list) -> "_GoldenArrays":
+def _as_arrays(rows: list) -> _GoldenArrays:
     return _GoldenArrays(rows)
 
 

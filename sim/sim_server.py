@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -117,20 +118,30 @@ class SimServer(NamedTuple):
         return SocketBus("127.0.0.1", self.port, timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """Wait for the server to end (after a client's ``close``), else terminate it."""
+        """Wait for the server to end (after a client's ``close``), else terminate it.
+
+        The server runs in its own process group (the Verilator server's simulation is a
+        grandchild), so terminating signals that group: no simulator outlives its handle.
+        """
         proc = self.process
         try:
-            return proc.wait(timeout=timeout if proc.poll() is None else 0)
+            return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.terminate()
+            self._signal(signal.SIGTERM)
             try:
                 return proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                self._signal(signal.SIGKILL)
                 return proc.wait()
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.process.pid, sig)  # the group this handle's launch created
+        except ProcessLookupError:
+            pass
 
     def __enter__(self) -> SimServer:
         return self
@@ -143,14 +154,13 @@ def launch(argv: Sequence[str], *, timeout: float = 300.0, env: dict[str, str] |
            cwd: str | None = None) -> SimServer:
     """Start ``argv`` (a server process) and wait for its port marker."""
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            env=env, cwd=cwd, text=True, bufsize=1)
+                            env=env, cwd=cwd, text=True, bufsize=1, start_new_session=True)
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            proc.kill()
-            proc.wait()
+            SimServer(proc, 0).stop(timeout=0)
             raise TimeoutError(f"simulator server {argv!r} gave no port within {timeout} s")
         ready, _, _ = select.select([proc.stdout], [], [], min(remaining, 1.0))
         if not ready:

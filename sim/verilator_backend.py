@@ -21,8 +21,8 @@ from typing import Any
 from nanoquote.hw.verilog_cli import TOPLEVEL, pipeline_verilog
 
 from .amaranth_backend import Handshake
-from .codec import PortCodec
 from .cocotb_pipeline import ScenarioFile
+from .codec import PortCodec
 from .scenario import Segment
 from .toolchain import build_dir_for, prepare_environment, removed_on_failure
 
@@ -88,7 +88,7 @@ def run_verilator(
     segments: list[Segment],
     expected: list[int],
     spec: VerilatorBuild = VerilatorBuild(),
-    handshake: Handshake = Handshake(),
+    handshake: Handshake | None = None,
     plusargs: tuple[str, ...] = (),
     fail_on_mismatch: bool = False,
 ) -> dict[str, Any]:
@@ -97,6 +97,7 @@ def run_verilator(
     from cocotb_tools.runner import get_runner
 
     codec = PortCodec(spec.max_levels, spec.price_bits)
+    handshake = handshake or Handshake()
     scenario = ScenarioFile(
         max_levels=spec.max_levels, price_bits=spec.price_bits,
         segments=[(codec.config(s.params(spec.price_bits)), s.position, s.live_bid, s.live_ask,
