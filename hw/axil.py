@@ -12,11 +12,11 @@ the register block answers with an acknowledge (any number of cycles later) carr
 AXI response code and, for reads, the data. Request fields are held stable from the
 strobe until the acknowledge.
 
-Timing (cycles after the address/data handshake): write strobe +1, ``bvalid`` +1 after
-the acknowledge; read strobe +1, ``rvalid`` +1 after the acknowledge. With
-:class:`~nanoquote.hw.regblock.RegisterBlock` (acknowledge one cycle after the strobe)
-a read takes 3 cycles from ``arvalid`` to ``rvalid`` and two consecutive write strobes
-are at least 3 cycles apart.
+Timing: the strobe comes the cycle after the (last) handshake, ``bvalid``/``rvalid``
+the cycle after the acknowledge. With :class:`~nanoquote.hw.regblock.RegisterBlock`
+(read acknowledge one cycle after the strobe, write acknowledge three cycles after) a
+read takes 3 cycles from ``arvalid`` to ``rvalid`` and a write 5 from ``awvalid`` and
+``wvalid`` to ``bvalid``.
 """
 
 from __future__ import annotations

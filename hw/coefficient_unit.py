@@ -12,9 +12,10 @@ Outputs describe *candidate 0* (bid offset ``max(kbq, e)``, ask offset ``max(-ka
 level by level, plus how many levels further out the other candidates sit
 (``bid_shift``: ``[rP < kbr]`` adds 0 or 1 level; ``ask_shift1``/``ask_shift2``: ``[rP > 0]``
 and ``[rP > kar]`` add 0 or 1 level each). Per level ``j``: the price constant ``K[j]``
-(bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and the window
-``LOP[j] <= P < HIP[j]`` of ``P = bid + ask`` for which that price is in
-``1 .. 2**pb - 1`` (``qP >= k`` exactly when ``P >= k*d``).
+(bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and, through ``level_step[j] =
+j*2T``, the window of ``P = bid + ask`` for which that price is in ``1 .. 2**pb - 1``:
+``LOP + j*2T <= P < HIP + j*2T`` for bids, ``LOP - j*2T <= P < HIP - j*2T`` for asks
+(``qP >= k`` exactly when ``P >= k*d``).
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ class CoefficientUnit(wiring.Component):
             "ask_shift2": Out(1),
             "bid_k": Out(data.ArrayLayout(unsigned(pb), w.bid_windows)),
             "ask_k": Out(data.ArrayLayout(unsigned(pb), w.ask_windows)),
-            "bid_lop": Out(data.ArrayLayout(signed(db), w.bid_windows)),
-            "bid_hip": Out(data.ArrayLayout(signed(db), w.bid_windows)),
-            "ask_lop": Out(data.ArrayLayout(signed(db), w.ask_windows)),
-            "ask_hip": Out(data.ArrayLayout(signed(db), w.ask_windows)),
+            "bid_lop": Out(signed(db)),
+            "bid_hip": Out(signed(db)),
+            "ask_lop": Out(signed(db)),
+            "ask_hip": Out(signed(db)),
+            "level_step": Out(data.ArrayLayout(unsigned(w.step_bits), w.ask_windows)),
             "bid_gate": Out(lv),
             "ask_gate": Out(lv),
             "bid_count": Out(w.level_bits),
@@ -236,6 +238,7 @@ class CoefficientUnit(wiring.Component):
 
         th_bid = product("th_bid", kbr)
         th_ask = product("th_ask", kar1)
+        th_zero = reg("th_zero", w.frac_threshold_bits, m_norm)  # own copy: m_norm feeds DSPs
 
         # -- step 20: candidate 0 offsets, candidate steps (each 0 or 1 level) -----------
         bid_shift = reg("bid_shift", 1, ~legacy & (ob1 != ob0))
@@ -268,14 +271,12 @@ class CoefficientUnit(wiring.Component):
                 out.append(reg(f"{tag}_{j}", shape, out[-1] + step))
             return out
 
-        # one level further: K by T, windows by 2T (a tick of qP, or T raw units of P/2)
+        # one level further: K by T, windows by 2T (a tick of qP, or T raw units of P/2):
+        # window j is LOP0 + j*2T <= P < HIP0 + j*2T (bids; asks minus)
         nb, na = w.bid_windows, w.ask_windows
         bid_k = chain("bk", k0_b, t, pb, nb)
         ask_k = chain("ak", k0_a, t, pb, na)
-        bid_lop = chain("blop", lop0_b, d, signed(db), nb)
-        bid_hip = chain("bhip", hip0_b, d, signed(db), nb)
-        ask_lop = chain("alop", lop0_a, -d, signed(db), na)
-        ask_hip = chain("ahip", hip0_a, -d, signed(db), na)
+        steps = chain("lstep", reg("lstep_0", w.step_bits, 0), d, w.step_bits, na)
 
         # -- gating: thermometer of (i+1)*size, no division -------------------------------
         sizes = chain("size", reg("size_0", 23, size), size, 23, lv)
@@ -292,19 +293,20 @@ class CoefficientUnit(wiring.Component):
         bid_count = reg("bid_count", w.level_bits, popcount(gate_b))
         ask_count = reg("ask_count", w.level_bits, popcount(gate_a))
 
-        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, bid_count, ask_count,
-                                 bid_shift, ask_shift1, ask_shift2, *bid_gate, *ask_gate]
+        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, th_zero, bid_count,
+                                 ask_count, bid_shift, ask_shift1, ask_shift2, lop0_b, hip0_b,
+                                 lop0_a, hip0_a, *bid_gate, *ask_gate]
         df.comb += [
             self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
-            self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(m_norm),
+            self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(th_zero),
+            self.bid_lop.eq(lop0_b), self.bid_hip.eq(hip0_b),
+            self.ask_lop.eq(lop0_a), self.ask_hip.eq(hip0_a),
             self.bid_shift.eq(bid_shift), self.ask_shift1.eq(ask_shift1),
             self.ask_shift2.eq(ask_shift2),
             self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),
             self.bid_count.eq(bid_count), self.ask_count.eq(ask_count),
         ]
-        for port, levels in ((self.bid_k, bid_k), (self.ask_k, ask_k), (self.bid_lop, bid_lop),
-                             (self.bid_hip, bid_hip), (self.ask_lop, ask_lop),
-                             (self.ask_hip, ask_hip)):
+        for port, levels in ((self.bid_k, bid_k), (self.ask_k, ask_k), (self.level_step, steps)):
             for j, sig in enumerate(levels):
                 df.comb.append(port[j].eq(sig))
                 outputs.append(sig)

@@ -10,12 +10,17 @@ timer's state. The conformance tests check it against the golden model
 Per-update stages (S1..S5, one register each; see ``pipeline.py``):
 
 S1  ``P = bid + ask``, ``crossed``, ``quotable``
-S2  four 18x18 limb products of ``P * m`` (``m``: normalized reciprocal of ``d = 2T``)
+S2  four 18x18 limb products of ``P * m`` (``m``: normalized reciprocal of ``d = 2T``);
+    price-domain windows as ``LOP <= P < HIP``
 S3  ``S = P*m``; ``X = qP * 2**l`` (``S >> (pb+1)``, low ``l`` bits cleared) and the
-    fraction ``F = S mod 2**(pb+1+l)``
-S4  ``rP`` comparisons as ``F`` against ``k*m``; candidate selection; price-domain tests
-    as ``X`` against thresholds; two limb products of ``T' * X = T*qP * 2**17``
+    fraction ``F = S mod 2**(pb+1+l)``; posted masks and out-of-domain counts
+S4  ``rP`` comparisons as ``F`` against ``k*m`` give each side's level shift (which
+    candidate); two limb products of ``T' * X = T*qP * 2**17``
 S5  ``base = T*qP`` (legacy: ``P >> 1``) and ``price = base -/+ K`` per level, masked.
+
+The vectorized functions keep per-update quantities as arrays and solve the per-level
+window comparisons for the level index (an interval), which is the same predicate as
+comparing level by level; prices are kept as the level-0 value plus the posted mask.
 """
 
 from __future__ import annotations
@@ -61,9 +66,12 @@ def restoring_divide(dividend: int, divisor: int, quot_bits: int) -> tuple[int, 
 class Coefficients:
     """Everything the per-update path reads from the coefficient stage.
 
-    Candidates: bids ``[rP < kbr]`` in {0, 1}; asks ``[rP > kar] + [rP > 0]`` in {0, 1, 2}.
-    Per candidate ``c`` and level ``i``: ``K = K0[c] + i*T`` (mod ``2**pb``) and the domain
-    window ``LO0[c] + i*step <= X < HI0[c] + i*step`` (``step = +dthr`` bids, ``-dthr`` asks).
+    Candidate 0 is the bid offset ``max(kbq, e)`` and the ask offset ``max(-kaq, e)``; the
+    other candidates are the same ladder moved out by whole levels: ``candidate_steps``
+    = (bid ``[rP < kbr]``, ask ``[rP > 0]``, ask ``[rP > kar]``) levels, each 0 or 1.
+    Level ``j`` of candidate 0: ``K = K0 + j*T`` (mod ``2**pb``; bid ``T*qP - K``, ask
+    ``T*qP + K``) and the window ``LOP0 + j*step <= P < HIP0 + j*step`` with ``step = +2T``
+    for bids and ``-2T`` for asks.
     """
 
     legacy: int
@@ -74,34 +82,17 @@ class Coefficients:
     th_ask: int
     th_zero: int
     tick: int
-    dthr: int
-    bid_k0: tuple[int, int]
-    ask_k0: tuple[int, int, int]
-    bid_lo0: tuple[int, int]
-    bid_hi0: tuple[int, int]
-    ask_lo0: tuple[int, int, int]
-    ask_hi0: tuple[int, int, int]
+    candidate_steps: tuple[int, int, int]
+    bid_k0: int
+    ask_k0: int
+    bid_lop0: int
+    bid_hip0: int
+    ask_lop0: int
+    ask_hip0: int
     bid_count: int
     ask_count: int
     refresh_interval: int
-    #: Levels between neighbouring candidates (bid 1-0, ask 1-0, ask 2-1), each 0 or 1:
-    #: candidate ``c`` is candidate 0 moved out by that many levels, so its ``K`` is
-    #: that many ``T`` further and its window that many ``dthr`` (checked on creation).
-    candidate_steps: tuple[int, int, int]
     widths: DatapathWidths = field(repr=False)
-
-    def __post_init__(self) -> None:
-        pm = self.widths.price_max
-        for side, k0, lo0, hi0, steps, sign in (
-            ("bid", self.bid_k0, self.bid_lo0, self.bid_hi0, (0, self.candidate_steps[0]), 1),
-            ("ask", self.ask_k0, self.ask_lo0, self.ask_hi0, (0,) + self.candidate_steps[1:], -1),
-        ):
-            shift = 0
-            for c, step in enumerate(steps):
-                shift += step
-                assert k0[c] == (k0[0] + shift * self.tick) & pm, (side, c)
-                assert lo0[c] == lo0[0] + sign * shift * self.dthr, (side, c)
-                assert hi0[c] == hi0[0] + sign * shift * self.dthr, (side, c)
 
     @property
     def bid_gate(self) -> int:
@@ -110,16 +101,6 @@ class Coefficients:
     @property
     def ask_gate(self) -> int:
         return (1 << self.ask_count) - 1
-
-    def level_k(self, side: str, cand: int, level: int) -> int:
-        k0 = (self.bid_k0 if side == "bid" else self.ask_k0)[cand]
-        return (k0 + level * self.tick) & self.widths.price_max
-
-    def level_window(self, side: str, cand: int, level: int) -> tuple[int, int]:
-        step = self.dthr if side == "bid" else -self.dthr
-        lo0 = (self.bid_lo0 if side == "bid" else self.ask_lo0)[cand]
-        hi0 = (self.bid_hi0 if side == "bid" else self.ask_hi0)[cand]
-        return lo0 + level * step, hi0 + level * step
 
 
 def coefficient_stage(
@@ -175,29 +156,26 @@ def coefficient_stage(
     nkaq, nkaq1 = w.div_offset - qa, w.div_offset + 1 - qa
     # offsets per candidate: max(kbq + [rP<kbr], e), max([rP>kar] - kaq, [rP>0] + e)
     if legacy:
-        lb0, la0 = half + skew_raw, half - skew_raw
-        bid_off = (lb0, lb0)
-        ask_off = (la0, la0, la0)
-        dthr = 2 * t
+        off_b, off_a = half + skew_raw, half - skew_raw  # raw units; candidates coincide
         steps = (0, 0, 0)
     else:
-        bid_off = (max(kbq, e), max(kbq1, e))
-        ask_off = (max(nkaq, e), max(nkaq, e + 1), max(nkaq1, e + 1))
-        dthr = 1 << ln
-        steps = (bid_off[1] - bid_off[0], ask_off[1] - ask_off[0], ask_off[2] - ask_off[1])
+        ob = (max(kbq, e), max(kbq1, e))
+        oa = (max(nkaq, e), max(nkaq, e + 1), max(nkaq1, e + 1))
+        off_b, off_a = ob[0], oa[0]
+        steps = (int(ob[1] != ob[0]), int(oa[1] != oa[0]), int(oa[2] != oa[1]))
     th_bid, th_ask, th_zero = rb * m_norm, (ra + 1) * m_norm, m_norm
-    t_eff = 1 if legacy else t
+    d_eff = 2 if legacy else d
     db = w.domain_bits
-
-    def k0(off: int) -> int:
-        return (off * t_eff) & w.price_max
-
-    bid_k0 = tuple(k0(o) for o in bid_off)
-    ask_k0 = tuple(k0(o) for o in ask_off)
-    bid_lo0 = tuple(_wrap((o + 1) << ln, db) for o in bid_off)
-    bid_hi0 = tuple(_wrap((o + qmax_eff + 1) << ln, db) for o in bid_off)
-    ask_lo0 = tuple(_wrap((1 - o) << ln, db) for o in ask_off)
-    ask_hi0 = tuple(_wrap((qmax_eff + 1 - o) << ln, db) for o in ask_off)
+    # level-0 constant and window: qP in [lo, hi] <=> P in [lo*d_eff, (hi+1)*d_eff)
+    qd = (qmax_eff + 1) * d_eff
+    if legacy:
+        k0_b, k0_a = off_b & w.price_max, off_a & w.price_max
+        od_b, od_a = off_b << 1, off_a << 1
+    else:
+        k0_b, k0_a = (t * off_b) & w.price_max, (t * off_a) & w.price_max
+        od_b, od_a = d * off_b, d * off_a
+    bid_lop0, bid_hip0 = _wrap(od_b + d_eff, db), _wrap(od_b + qd, db)  # qP in [off+1, off+Qm]
+    ask_lop0, ask_hip0 = _wrap(d_eff - od_a, db), _wrap(qd - od_a, db)  # qP in [1-off, Qm-off]
 
     # gating: a thermometer of i*size comparisons, no division
     if m_inv == 0:
@@ -218,17 +196,16 @@ def coefficient_stage(
         th_ask=th_ask,
         th_zero=th_zero,
         tick=t,
-        dthr=dthr,
-        bid_k0=bid_k0,  # type: ignore[arg-type]
-        ask_k0=ask_k0,  # type: ignore[arg-type]
-        bid_lo0=bid_lo0,  # type: ignore[arg-type]
-        bid_hi0=bid_hi0,  # type: ignore[arg-type]
-        ask_lo0=ask_lo0,  # type: ignore[arg-type]
-        ask_hi0=ask_hi0,  # type: ignore[arg-type]
+        candidate_steps=steps,
+        bid_k0=k0_b,
+        ask_k0=k0_a,
+        bid_lop0=bid_lop0,
+        bid_hip0=bid_hip0,
+        ask_lop0=ask_lop0,
+        ask_hip0=ask_hip0,
         bid_count=bid_count,
         ask_count=ask_count,
         refresh_interval=params.refresh_interval,
-        candidate_steps=steps,
         widths=w,
     )
 
@@ -287,7 +264,7 @@ def ladder(
     ask: np.ndarray,
     has_bid: np.ndarray,
     has_ask: np.ndarray,
-    chunk: int = 1 << 14,
+    chunk: int = 1 << 15,
 ) -> LadderArrays:
     """Vectorized S1..S5 for arrays of updates under one coefficient set.
 
@@ -321,34 +298,45 @@ _MASKS = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
 def _level_mask(first: np.ndarray, last1: np.ndarray, levels: int) -> np.ndarray:
     """Bits ``first .. last1-1`` set (``0 <= first <= last1 <= levels``)."""
     if levels < 63:
-        return (np.left_shift(1, last1) - np.left_shift(1, first)).view(np.uint64)
+        mask = np.left_shift(1, last1)
+        mask -= np.left_shift(1, first)
+        return mask.view(np.uint64)
     return _MASKS[last1] ^ _MASKS[first]
 
 
 def _window(
-    x: np.ndarray, shift: np.ndarray | int, lo0: int, hi0: int, step: int, count: np.ndarray,
+    p: np.ndarray, shift: np.ndarray | None, lo0: int, hi0: int, step: int, count: np.ndarray,
     levels: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posted mask and out-of-domain count of one side.
 
-    The gateware tests ``LO[c] + i*step <= X < HI[c] + i*step`` level by level for the
-    selected candidate ``c``; these are the same comparisons solved for ``i``, an
-    interval of levels intersected with the gated levels ``0 .. count-1``. Candidate
-    ``c``'s thresholds are candidate 0's moved by ``shift`` whole steps (its offset is
-    ``shift`` levels further out), so ``shift`` is applied after the division.
+    The gateware tests ``LOP0 + j*step <= P < HIP0 + j*step`` for every window ``j`` of
+    candidate 0 and posts level ``i`` if window ``i + shift`` holds (the chosen candidate
+    is ``shift`` levels further out). These are the same comparisons solved for ``i``:
+    an interval of levels, intersected with the gated levels ``0 .. count-1``.
     """
     s = abs(step)
-    ql = (x - lo0) // s
-    qh = (x - hi0) // s
-    if step > 0:  # i*s <= X - LO and i*s > X - HI
-        first = qh + 1 - shift
-        last1 = ql + 1 - shift
-    else:  # i*s >= LO - X and i*s < HI - X
-        first = -ql - shift
-        last1 = -qh - shift
-    first = np.clip(first, 0, count)
-    last1 = np.clip(last1, first, count)
-    return _level_mask(first, last1, levels), count - (last1 - first)
+    qh = np.subtract(p, hi0)
+    qh //= s
+    ql = np.subtract(p, lo0)
+    ql //= s
+    if step > 0:  # (i+shift)*s <= P - LOP0 and (i+shift)*s > P - HIP0
+        first, last1 = qh, ql
+        first += 1
+        last1 += 1
+    else:  # (i+shift)*s >= LOP0 - P and (i+shift)*s < HIP0 - P
+        first, last1 = np.negative(ql, out=ql), np.negative(qh, out=qh)
+    if shift is not None:
+        first -= shift
+        last1 -= shift
+    np.maximum(first, 0, out=first)
+    np.minimum(first, count, out=first)
+    np.maximum(last1, first, out=last1)
+    np.minimum(last1, count, out=last1)
+    mask = _level_mask(first, last1, levels)
+    ood = np.subtract(count, last1, out=last1)
+    ood += first
+    return mask, ood
 
 
 def _ladder_chunk(
@@ -359,38 +347,61 @@ def _ladder_chunk(
     # S1
     p = bid + ask
     has_both = has_bid & has_ask
-    crossed = has_both & (bid >= ask)
+    crossed = bid >= ask
+    crossed &= has_both
     quotable = has_both if c.legacy else has_both & ~crossed
     # S2: 18x18 limb products (each < 2**36)
     p0, p1 = p & _M18, p >> LIMB
     m0, m1 = c.m_norm & _M18, c.m_norm >> LIMB
     # S3: S = p00 + (p01 + p10) << 18 + p11 << 36, kept as S >> wsum and S mod 2**wsum
-    low = p0 * m0 + ((p0 * m1 + p1 * m0) << LIMB)  # < 2**53
-    s_hi = (low >> wsum) + ((p1 * m1) << (2 * LIMB - wsum))
+    low = p0 * m1
+    low += p1 * m0
+    low <<= LIMB
+    low += p0 * m0  # < 2**53
+    p1 *= m1
+    p1 <<= 2 * LIMB - wsum
+    s_hi = low >> wsum
+    s_hi += p1
     x = s_hi & ~c.low_mask
-    # S4: the fraction F = S mod 2**(wsum+l) against k*m selects the candidates: bid
-    # [rP < kbr] adds db ticks of offset, ask [rP > 0] da1 and [rP > kar] da2 more.
+    # S4: the fraction F = S mod 2**(wsum+l) against k*m: bid [rP < kbr] moves the
+    # ladder out by db levels, ask [rP > 0] by da1 and [rP > kar] by da2 more.
     db, da1, da2 = c.candidate_steps
-    shift_b: np.ndarray | int = 0
-    shift_a: np.ndarray | int = 0
+    shift_b: np.ndarray | None = None
+    shift_a: np.ndarray | None = None
     if db or da1 or da2:
-        f = ((s_hi & c.low_mask) << wsum) | (low & ((1 << wsum) - 1))
+        f = s_hi & c.low_mask
+        f <<= wsum
+        f |= low & ((1 << wsum) - 1)
         if db:
             shift_b = f < c.th_bid
         if da1:
-            shift_a = f >= c.th_zero
+            shift_a = (f >= c.th_zero).astype(np.int64)
         if da2:
-            shift_a = shift_a + (f >= c.th_ask)
+            shift_a = (f >= c.th_ask) if shift_a is None else shift_a + (f >= c.th_ask)
+    # S2 (windows on P) .. S5 (selection by the shift)
     cnt_b = quotable * c.bid_count
     cnt_a = quotable * c.ask_count
-    bid_post, ood_b = _window(x, shift_b, c.bid_lo0[0], c.bid_hi0[0], c.dthr, cnt_b, levels)
-    ask_post, ood_a = _window(x, shift_a, c.ask_lo0[0], c.ask_hi0[0], -c.dthr, cnt_a, levels)
+    step = 2 * c.tick
+    bid_post, ood_b = _window(p, shift_b, c.bid_lop0, c.bid_hip0, step, cnt_b, levels)
+    ask_post, ood_a = _window(p, shift_a, c.ask_lop0, c.ask_hip0, -step, cnt_a, levels)
+    ood_b += ood_a
     # S4/S5: base = T*qP = T' * X / 2**17 from two limb products; level-0 prices
-    base = ((c.tprime * (x & _M18)) >> 17) + ((c.tprime * (x >> LIMB)) << 1)
-    bid_top = (base - c.bid_k0[0] - c.tick * shift_b) & pmask
-    ask_top = (base + c.ask_k0[0] + c.tick * shift_a) & pmask
-    return (bid_top, ask_top, bid_post, ask_post, cnt_b, cnt_a, ood_b + ood_a, ~quotable,
-            crossed)
+    base = x & _M18
+    base *= c.tprime
+    base >>= 17
+    x >>= LIMB
+    x *= c.tprime
+    x <<= 1
+    base += x
+    bid_top = base - c.bid_k0
+    ask_top = base + c.ask_k0
+    if shift_b is not None:
+        bid_top -= c.tick * shift_b
+    if shift_a is not None:
+        ask_top += c.tick * shift_a
+    bid_top &= pmask
+    ask_top &= pmask
+    return (bid_top, ask_top, bid_post, ask_post, cnt_b, cnt_a, ood_b, ~quotable, crossed)
 
 
 @dataclass

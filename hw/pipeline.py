@@ -1,40 +1,45 @@
 """QuotePipeline: one market update in per clock, its quote ladder out ``LATENCY`` clocks later.
 
-The arithmetic is docs/datapath.md's; the bit-accurate model (``model.py``) names the
-same stages. Per-update stages, one register each:
+The arithmetic is docs/datapath.md's, realised as docs/pipeline.md describes; the
+bit-accurate model (``model.py``) names the same stages. Per-update stages, one
+register each:
 
 ====  ====================================================================================
-S1    ``P = bid + ask``; crossed; ``ts + interval``; ``armed`` sampled with the update
+S1    ``P = bid + ask``; crossed; ``armed`` and a snapshot of the configuration ports,
+      both taken with the update
 S2    4 limb products ``P * m`` (``m``: reciprocal of ``2T`` normalized to 33 bits);
-      refresh decision (:class:`~.refresh_timer.RefreshTimer`)
-S3    ``S = P*m`` (one 3-input adder): ``X = qP * 2**l`` and the fraction ``F``
-S4    2 limb products ``T' * X = T*qP * 2**17``; in parallel ``F`` against ``k*m``
-      decides ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``, which pick each level's
-      constant and price-domain window (``X`` against precomputed bounds) and gating
-S5    ``price = T*qP -/+ K`` per level (one 3-input adder), zero where not posted;
-      out-of-domain count
+      refresh decision (:class:`~.refresh_timer.RefreshTimer`); every price-domain
+      window as ``LOP <= P < HIP`` (``qP >= k`` exactly when ``P >= k * 2T``)
+S3    ``S = P*m`` (one 3-input adder): ``X = qP * 2**l`` and the fraction ``F``;
+      posted masks and out-of-domain counts for every candidate
+S4    2 limb products ``T' * X = T*qP * 2**17``; ``F`` against ``k*m`` decides
+      ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``: how many levels out each side's
+      candidate sits (registered, so no selection follows a carry chain)
+S5    ``price = T*qP -/+ K`` for every level of candidate 0 (3-input adders), then the
+      chosen candidate's levels by that shift, zeroed where not posted
 ====  ====================================================================================
 
 Every multiply is alone in its stage and split into 18x18 limbs (ECP5 MULT18X18D);
-no stage has a multiply plus an adder or two carry chains in series.
+no stage has a multiply plus an adder, or two carry chains in series.
 
-Back-pressure: the whole pipe advances when the output register is empty or being
-taken (``advance = ~o.valid | o.ready``) and stalls otherwise, so nothing is lost,
-duplicated or reordered. ``i.ready`` depends on ``o.ready`` and on the configuration
-ports, never on ``i.valid``.
+Back-pressure: stages S2..S5 advance when the output register is empty or being taken
+(``advance = ~o.valid | o.ready``) and stall otherwise, so nothing is lost, duplicated
+or reordered. ``i.ready`` depends on ``o.ready`` and on registers, never on ``i.valid``
+(nor on the configuration ports).
 
-Configuration rule: ``cfg``, ``position`` and ``live_*_qty`` are compared with
-registered copies every cycle. While they differ, ``i.ready`` is low; once no update is
-in flight the copies are loaded and the coefficient stage recomputes for
-``CoefficientUnit.settle_cycles`` cycles (``settled`` low). So an update accepted at a
-clock edge sees exactly the port values present at that edge, and every update sees one
-consistent coefficient set. ``armed`` is sampled with each update as it is accepted.
-Reset clears the refresh state and starts a settle.
+Configuration rule: S1 takes a snapshot of ``cfg``, ``position`` and ``live_*_qty``
+with every update it accepts (and every cycle it holds none) and notes whether it
+differs from the coefficient stage's inputs. A differing snapshot holds in S1 (``i.ready`` low)
+until S2..S5 are empty, becomes the coefficient stage's input, and is released after
+``CoefficientUnit.settle_cycles`` cycles. So an update accepted at a clock edge sees
+exactly the port values present at that edge, and every update sees one consistent
+coefficient set. ``settled`` is low while a change is pending or settling. Reset clears
+the refresh state and starts a settle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -100,50 +105,72 @@ class QuotePipeline(wiring.Component):
         m.submodules.coefficients = co = self.coefficients
         m.submodules.refresh_timer = timer = RefreshTimer()
 
-        # -- configuration copies and settle control ----------------------------------
-        cfg_q = Signal.like(self.cfg)
-        pos_q = Signal.like(self.position)
-        lbq_q = Signal.like(self.live_bid_qty)
-        laq_q = Signal.like(self.live_ask_qty)
-        m.d.comb += [co.cfg.eq(cfg_q), co.position.eq(pos_q), co.live_bid.eq(lbq_q),
-                     co.live_ask.eq(laq_q)]
-        differs = ((self.cfg.as_value() != cfg_q.as_value()) | (self.position != pos_q)
-                   | (self.live_bid_qty != lbq_q) | (self.live_ask_qty != laq_q))
+        # -- control: snapshot with each update, coefficient copies, settle ------------
+        ports = Cat(self.cfg.as_value(), self.position, self.live_bid_qty, self.live_ask_qty)
+        snapshot = Signal(len(ports))  # S1: the ports as the update in S1 was accepted
+        copies = Signal(len(ports))  # the coefficient stage's inputs
+        snap_diff = Signal()  # snapshot != copies
+        m.d.comb += Cat(co.cfg.as_value(), co.position, co.live_bid, co.live_ask).eq(copies)
         settle = Signal(range(co.settle_cycles + 1), init=co.settle_cycles)
+        settling = settle != 0
+        hold = Signal(init=1)  # S1 waits for new coefficients: snap_diff | settling, registered
         valid = [Signal(name=f"s{k}_valid") for k in range(1, 6)]
-        pipe_empty = ~Cat(*valid).any()
-        with m.If(differs & pipe_empty):
-            m.d.sync += [cfg_q.eq(self.cfg), pos_q.eq(self.position),
-                         lbq_q.eq(self.live_bid_qty), laq_q.eq(self.live_ask_qty),
-                         settle.eq(co.settle_cycles)]
-        with m.Elif(settle != 0):
+        load = snap_diff & ~Cat(*valid[1:]).any()  # older updates have left: take it over
+        advance = ~valid[4] | self.o.ready
+        s1_en = advance & ~hold
+        # The snapshot moves with each accepted update; while S1 holds no update it
+        # follows the ports every cycle (but the cycle it is taken over), so a change is
+        # seen at once even during a settle.
+        snap_en = s1_en | (~valid[0] & ~load)
+        snap_diff_next = Mux(load, 0, Mux(snap_en, ports != copies, snap_diff))
+        m.d.sync += [snap_diff.eq(snap_diff_next),
+                     hold.eq(snap_diff_next | load | (settle > 1))]
+        with m.If(load):
+            m.d.sync += [copies.eq(snapshot), settle.eq(co.settle_cycles)]
+        with m.Elif(settling):
             m.d.sync += settle.eq(settle - 1)
-        m.d.comb += co.enable.eq(settle != 0)
-        settled = (settle == 0) & ~differs
-        advance = ~self.o.valid | self.o.ready
-        m.d.comb += [self.settled.eq(settled), self.i.ready.eq(advance & settled),
-                     self.o.valid.eq(valid[4])]
+        with m.If(snap_en):
+            m.d.sync += snapshot.eq(ports)
+        m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold),
+                     self.i.ready.eq(s1_en), self.o.valid.eq(valid[4])]
 
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
         s1_p = Signal(wsum)
         s1_both, s1_crossed, s1_armed = Signal(), Signal(), Signal()
         s1_ts = Signal(TS_BITS)
-        s1_ts_plus = Signal(TS_BITS + 1)
-        # -- S2 --------------------------------------------------------------------------
+        with m.If(s1_en):
+            m.d.sync += [
+                valid[0].eq(self.i.valid),
+                s1_p.eq(upd.bid + upd.ask),
+                s1_both.eq(upd.has_bid & upd.has_ask),
+                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
+                s1_armed.eq(self.armed),
+                s1_ts.eq(upd.ts),
+            ]
+        s1_leaves = valid[0] & ~hold
         s1_quotable = s1_both & (co.legacy | ~s1_crossed)
-        s2_pp = [Signal(len(p), name=f"s2_pp{k}") for k, (p, _) in
-                 enumerate(limb_products(s1_p, co.m_norm))]
-        s2_quotable, s2_crossed, s2_refresh = Signal(), Signal(), Signal()
+
+        # -- S2 --------------------------------------------------------------------------
+        products = limb_products(s1_p, co.m_norm)
+        s2_pp = [Signal(len(p), name=f"s2_pp{k}") for k, (p, _) in enumerate(products)]
+        s2_quotable, s2_crossed = Signal(), Signal()
         s2_ts = Signal(TS_BITS)
+        # P against level 0's window bounds; S3 compares these with j*2T
+        diff = signed(w.domain_bits + 1)
+        s2_lo_b, s2_hi_b, s2_lo_a, s2_hi_a = (Signal(diff, name=f"s2_{n}")
+                                              for n in ("lo_b", "hi_b", "lo_a", "hi_a"))
+        s2_gate_b, s2_gate_a = Signal(lv), Signal(lv)
+        s2_count_b, s2_count_a = Signal(w.level_bits), Signal(w.level_bits)
         m.d.comb += [
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
-            timer.eligible.eq(valid[0] & s1_armed & s1_quotable),
+            timer.settling.eq(settling),
+            timer.eligible.eq(s1_leaves & s1_armed & s1_quotable),
             timer.ts.eq(s1_ts),
-            timer.ts_plus.eq(s1_ts_plus),
             timer.commit.eq(advance),
         ]
+
         # -- S3 --------------------------------------------------------------------------
         pp00, pp01, pp10, pp11 = s2_pp
         s_full = Cat(pp00, pp11) + (pp01 << LIMB) + (pp10 << LIMB)
@@ -152,60 +179,88 @@ class QuotePipeline(wiring.Component):
         s3_f = Signal(w.frac_bits)
         s3_quotable, s3_crossed, s3_refresh = Signal(), Signal(), Signal()
         s3_ts = Signal(TS_BITS)
+        s3_count_b, s3_count_a = Signal(w.level_bits), Signal(w.level_bits)
+        s3_gate_b, s3_gate_a = Signal(lv), Signal(lv)
+        step = co.level_step
+        s3_dom_b = Signal(w.bid_windows)  # window j holds (bid: LOP+j*2T <= P < HIP+j*2T)
+        s3_dom_a = Signal(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
+
         # -- S4 --------------------------------------------------------------------------
         x = s3_x
         s4_lo = Signal(w.tprime_bits + LIMB)
         s4_hi = Signal(w.tprime_bits + w.scaled_bits - LIMB)
-        bid_below = s3_f < co.th_bid  # [rP < kbr]
-        ask_above0 = s3_f >= co.th_zero  # [rP > 0]
-        ask_above = s3_f >= co.th_ask  # [rP > kar]
-        s4_bid_k = [Signal(pb, name=f"s4_bid_k{i}") for i in range(lv)]
-        s4_ask_k = [Signal(pb, name=f"s4_ask_k{i}") for i in range(lv)]
-        s4_bid_post, s4_ask_post = Signal(lv), Signal(lv)
-        s4_bid_ood, s4_ask_ood = Signal(lv), Signal(lv)
-        s4_bid_count, s4_ask_count = Signal(w.level_bits), Signal(w.level_bits)
+        rp_below_kbr = s3_f < co.th_bid
+        rp_above_0 = s3_f >= co.th_zero
+        rp_above_kar = s3_f >= co.th_ask
+        s4_shift_b = Signal()
+        s4_shift_a = Signal(2)
+        # per shift s (levels the chosen candidate sits out): posted mask, out-of-domain count
+        s4_post_b = [Signal(lv, name=f"s4_post_b{k}") for k in range(2)]
+        s4_post_a = [Signal(lv, name=f"s4_post_a{k}") for k in range(3)]
+        s4_ood_b = [Signal(w.level_bits, name=f"s4_ood_b{k}") for k in range(2)]
+        s4_ood_a = [Signal(w.level_bits, name=f"s4_ood_a{k}") for k in range(3)]
+        s4_count_b, s4_count_a = Signal(w.level_bits), Signal(w.level_bits)
         s4_quotable, s4_crossed, s4_refresh = Signal(), Signal(), Signal()
         s4_ts = Signal(TS_BITS)
-
-        def in_window(lo: object, hi: object) -> object:
-            return (x >= lo) & (x < hi)
 
         # -- S5 --------------------------------------------------------------------------
         out = Signal(ladder_out_layout(lv, pb))
         m.d.comb += self.o.payload.eq(out)
-        base = (s4_lo >> 17) + (s4_hi << 1)  # T*qP (legacy: P >> 1)
+        # T*qP -/+ K[j] as one 3-input adder each (no shared T*qP adder in series)
+        lo_part, hi_part = s4_lo >> 17, s4_hi << 1
+        pre_b = [((lo_part - co.bid_k[j]) + hi_part)[:pb] for j in range(w.bid_windows)]
+        pre_a = [((lo_part + co.ask_k[j]) + hi_part)[:pb] for j in range(w.ask_windows)]
+
+        def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
+            return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
+
+        post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
+        post_a = pick3(s4_shift_a, s4_post_a)
 
         with m.If(advance):
             m.d.sync += [
-                # S1
-                valid[0].eq(self.i.valid & self.i.ready),
-                s1_p.eq(upd.bid + upd.ask),
-                s1_both.eq(upd.has_bid & upd.has_ask),
-                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
-                s1_armed.eq(self.armed),
-                s1_ts.eq(upd.ts),
-                s1_ts_plus.eq(upd.ts + co.interval),
                 # S2
-                valid[1].eq(valid[0]),
-                *(sig.eq(p) for sig, (p, _) in zip(s2_pp, limb_products(s1_p, co.m_norm), strict=True)),
+                valid[1].eq(s1_leaves),
+                *(sig.eq(p) for sig, (p, _) in zip(s2_pp, products, strict=True)),
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
-                s2_refresh.eq(timer.fire),
                 s2_ts.eq(s1_ts),
+                s2_lo_b.eq(s1_p - co.bid_lop),
+                s2_hi_b.eq(s1_p - co.bid_hip),
+                s2_lo_a.eq(co.ask_lop - s1_p),
+                s2_hi_a.eq(co.ask_hip - s1_p),
+                s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
+                s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
+                s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
+                s2_count_a.eq(Mux(s1_quotable, co.ask_count, 0)),
                 # S3
                 valid[2].eq(valid[1]),
                 s3_x.eq(Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])),
                 s3_f.eq(Cat(s_full[:wsum], s_hi[:17] & co.low_mask)),
                 s3_quotable.eq(s2_quotable),
                 s3_crossed.eq(s2_crossed),
-                s3_refresh.eq(s2_refresh),
+                s3_refresh.eq(timer.fired),
                 s3_ts.eq(s2_ts),
+                s3_count_b.eq(s2_count_b),
+                s3_count_a.eq(s2_count_a),
+                s3_gate_b.eq(s2_gate_b),
+                s3_gate_a.eq(s2_gate_a),
+                s3_dom_b.eq(Cat(*((s2_lo_b >= step[j]) & (s2_hi_b < step[j])
+                                  for j in range(w.bid_windows)))),
+                s3_dom_a.eq(Cat(*((s2_lo_a <= step[j]) & (s2_hi_a > step[j])
+                                  for j in range(w.ask_windows)))),
                 # S4
                 valid[3].eq(valid[2]),
                 s4_lo.eq(co.tprime * x[:LIMB]),
                 s4_hi.eq(co.tprime * x[LIMB:]),
-                s4_bid_count.eq(Mux(s3_quotable, co.bid_count, 0)),
-                s4_ask_count.eq(Mux(s3_quotable, co.ask_count, 0)),
+                s4_shift_b.eq(rp_below_kbr & co.bid_shift),
+                s4_shift_a.eq((rp_above_0 & co.ask_shift1) + (rp_above_kar & co.ask_shift2)),
+                *(s4_post_b[k].eq(s3_gate_b & s3_dom_b[k : k + lv]) for k in range(2)),
+                *(s4_post_a[k].eq(s3_gate_a & s3_dom_a[k : k + lv]) for k in range(3)),
+                *(s4_ood_b[k].eq(popcount(s3_gate_b & ~s3_dom_b[k : k + lv])) for k in range(2)),
+                *(s4_ood_a[k].eq(popcount(s3_gate_a & ~s3_dom_a[k : k + lv])) for k in range(3)),
+                s4_count_b.eq(s3_count_b),
+                s4_count_a.eq(s3_count_a),
                 s4_quotable.eq(s3_quotable),
                 s4_crossed.eq(s3_crossed),
                 s4_refresh.eq(s3_refresh),
@@ -213,36 +268,21 @@ class QuotePipeline(wiring.Component):
                 # S5
                 valid[4].eq(valid[3]),
                 out.ts.eq(s4_ts),
-                out.bid_post.eq(s4_bid_post),
-                out.ask_post.eq(s4_ask_post),
-                out.bid_count.eq(s4_bid_count),
-                out.ask_count.eq(s4_ask_count),
-                out.out_of_domain.eq(popcount(Cat(s4_bid_ood, s4_ask_ood))),
+                out.bid_post.eq(post_b),
+                out.ask_post.eq(post_a),
+                out.bid_count.eq(s4_count_b),
+                out.ask_count.eq(s4_count_a),
+                out.out_of_domain.eq(Mux(s4_shift_b, s4_ood_b[1], s4_ood_b[0])
+                                     + pick3(s4_shift_a, s4_ood_a)),
                 out.no_mid.eq(~s4_quotable),
                 out.crossed.eq(s4_crossed),
                 out.refresh.eq(s4_refresh),
             ]
             for i in range(lv):
-                # S4: candidate selection per level
-                bid_dom = Mux(bid_below, in_window(co.bid_lo[1][i], co.bid_hi[1][i]),
-                              in_window(co.bid_lo[0][i], co.bid_hi[0][i]))
-                ask_dom = Mux(ask_above, in_window(co.ask_lo[2][i], co.ask_hi[2][i]),
-                              Mux(ask_above0, in_window(co.ask_lo[1][i], co.ask_hi[1][i]),
-                                  in_window(co.ask_lo[0][i], co.ask_hi[0][i])))
-                bid_gated = s3_quotable & co.bid_gate[i]
-                ask_gated = s3_quotable & co.ask_gate[i]
+                bid = Mux(s4_shift_b, pre_b[i + 1], pre_b[i])
+                ask = pick3(s4_shift_a, pre_a[i : i + 3])
                 m.d.sync += [
-                    s4_bid_k[i].eq(Mux(bid_below, co.bid_k[1][i], co.bid_k[0][i])),
-                    s4_ask_k[i].eq(Mux(ask_above, co.ask_k[2][i],
-                                       Mux(ask_above0, co.ask_k[1][i], co.ask_k[0][i]))),
-                    s4_bid_post[i].eq(bid_gated & bid_dom),
-                    s4_ask_post[i].eq(ask_gated & ask_dom),
-                    s4_bid_ood[i].eq(bid_gated & ~bid_dom),
-                    s4_ask_ood[i].eq(ask_gated & ~ask_dom),
-                    # S5
-                    out.bid_price[i].eq(Mux(s4_bid_post[i], base - s4_bid_k[i], 0)),
-                    out.ask_price[i].eq(Mux(s4_ask_post[i], base + s4_ask_k[i], 0)),
+                    out.bid_price[i].eq(Mux(post_b[i], bid, 0)),
+                    out.ask_price[i].eq(Mux(post_a[i], ask, 0)),
                 ]
         return m
-
-

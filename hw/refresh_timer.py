@@ -5,14 +5,16 @@ and with a quotable mid" and ``first`` is "exchange policy and no refresh since 
 legacy starts with ``last = 0``. Unsigned 65-bit arithmetic: ``last + interval`` cannot
 overflow, and ``ts < last`` (time going backwards) never fires.
 
-For II=1 the comparison never waits for an adder fed by the previous decision: the
-deadline ``last + interval`` is a register, loaded with the precomputed ``ts + interval``
-when the timer fires and recomputed from ``last`` otherwise (so a new interval applies
-from the next cycle; the pipeline only changes it while no update is in flight).
+For II=1 and a short decision path, nothing waits for the previous decision to be
+written back: the decision registered for the update one stage ahead (``fired``, with
+that update's ``ts + interval``) is the pending state, and the deadline register takes
+it over one cycle later. The decision compares ``ts`` with both the pending and the
+stored deadline (two carry chains in parallel) and picks one by a register. While the
+pipeline settles a new configuration, the deadline is recomputed from ``last`` and the
+new interval (no update is in flight then).
 """
 
-
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,39 +24,51 @@ __all__ = ["RefreshTimer"]
 
 
 class RefreshTimer(wiring.Component):
-    """Refresh decision for the update at the decision stage.
+    """Refresh decision for the update leaving the pipeline's first stage.
 
     Ports
     -----
     legacy, interval : In
         Active configuration.
+    settling : In
+        A new configuration is being taken over (no update in flight).
     eligible : In
-        The update at the decision stage is valid, armed and has a quotable mid.
-    ts, ts_plus : In
-        Its timestamp and ``ts + interval`` (registered one stage earlier).
+        The update leaving S1 is valid, armed and has a quotable mid.
+    ts : In
+        Its timestamp.
     commit : In
-        The decision stage advances this cycle: apply ``fire`` to the state.
+        The pipeline advances this cycle (the update moves on with the decision).
     fire : Out
         The decision (combinational).
+    fired : Out
+        The registered decision of the update one stage ahead (the ``refresh`` flag).
     """
 
     legacy: In(1)
     interval: In(REFRESH_INTERVAL_BITS)
+    settling: In(1)
     eligible: In(1)
     ts: In(TS_BITS)
-    ts_plus: In(TS_BITS + 1)
     commit: In(1)
     fire: Out(1)
+    fired: Out(1)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         last = Signal(TS_BITS)
         quoted = Signal()
         deadline = Signal(TS_BITS + 1)
-        first = ~self.legacy & ~quoted
-        m.d.comb += self.fire.eq(self.eligible & (first | (self.ts >= deadline)))
-        with m.If(self.commit & self.fire):
-            m.d.sync += [last.eq(self.ts), quoted.eq(1), deadline.eq(self.ts_plus)]
-        with m.Else():
+        fired_ts = Signal(TS_BITS)  # the update one stage ahead: ts and ts + interval
+        fired_plus = Signal(TS_BITS + 1)
+        pending = self.fired
+        first = ~self.legacy & ~quoted & ~pending
+        reached = Mux(pending, self.ts >= fired_plus, self.ts >= deadline)
+        m.d.comb += self.fire.eq(self.eligible & (first | reached))
+        with m.If(self.commit):
+            m.d.sync += [self.fired.eq(self.fire), fired_ts.eq(self.ts),
+                         fired_plus.eq(self.ts + self.interval)]
+        with m.If(pending):  # take the refresh over (repeats harmlessly while stalled)
+            m.d.sync += [last.eq(fired_ts), quoted.eq(1), deadline.eq(fired_plus)]
+        with m.Elif(self.settling):
             m.d.sync += deadline.eq(last + self.interval)
         return m

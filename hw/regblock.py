@@ -24,11 +24,19 @@ of ``nanoquote.hw.registers`` and the behavioural model ``nanoquote.sim.regfile`
   ``ERRORS.commit_rejected``. An erroring access has no other effect than setting
   ``ERRORS.bus_error`` (and ``commit_rejected``).
 
-Timing: the bus port's strobe cycle only decodes (the word address comes from a
-register in the AXI slave) and registers the result; the write takes effect and the
-acknowledge is given in the next cycle, from registers, so enables fan out from
-flip-flops. The read multiplexer's output is registered here (and again in the AXI
-slave). Nothing in this block is on the pipeline's per-update path.
+Timing (for 200 MHz on ECP5; every stage is a few LUTs deep and starts at flip-flops):
+
+* write, four cycles from the strobe to the acknowledge. A: the word address (a
+  register of the AXI slave) is decoded into registers: a one-hot bank and a one-hot
+  word-in-bank predecode, the word's field mask and access flags. B: the entry select
+  (bank AND word), the reserved-bit check. C: the verdict (response, refusal of a bad
+  commit) and the write-pulse outputs, registered. D: the write is applied (enables
+  fan out from registered selects) and acknowledged.
+* read, acknowledge one cycle after the strobe: A registers one word per 16-word bank
+  (a 16:1 multiplexer tree on the low address bits), B selects the bank (8:1 for the
+  default map) straight into the AXI slave's data register.
+
+Nothing in this block is on the pipeline's per-update path.
 """
 
 from __future__ import annotations
@@ -68,8 +76,22 @@ def port_name(reg: Register) -> str:
     return reg.name.lower()
 
 
+#: Read and decode work in banks of this many words (the word address's low bits).
+WORD_BITS = 4
+BANK_WORDS = 1 << WORD_BITS
+
+
 def _byte_mask(strb: Signal) -> Signal:
     return Cat(*(strb[i].replicate(8) for i in range(4)))
+
+
+def _mux_tree(values: list, sel) -> object:
+    """``values[sel]`` as a balanced tree of 2:1 multiplexers (LUT4 + PFUMX + L6MUX on ECP5)."""
+    bits = max(1, (len(values) - 1).bit_length())
+    level = list(values) + [Const(0, 32)] * ((1 << bits) - len(values))
+    for bit in range(bits):
+        level = [Mux(sel[bit], level[2 * j + 1], level[2 * j]) for j in range(len(level) // 2)]
+    return level[0]
 
 
 class RegisterBlock(wiring.Component):
@@ -153,57 +175,89 @@ class RegisterBlock(wiring.Component):
         m.d.comb += staged_ok.eq(Cat(*checks).all() if checks else 1)
 
         control = next((r for r in regs if r.name == "CONTROL"), None)
-        has_commit = control is not None and any(f.name == "commit" for f in control.fields)
+        commit_field = control.field("commit") if control is not None and any(
+            f.name == "commit" for f in control.fields) else None
         errors = next((r for r in regs if r.name == "ERRORS" and r.access is Access.W1C), None)
+        staged_ok_q = Signal()  # shadows only change at stage D, at least 4 cycles before a C
+        m.d.sync += staged_ok_q.eq(staged_ok)
 
-        # -- write, cycle 0: decode into registers ---------------------------------------------
-        w_go = Signal()  # cycle 1 of a write
-        w_resp = Signal(2)
-        w_hit = Signal(len(entries))  # one-hot entry of an accepted write
-        w_rejected = Signal()  # the write was a refused commit
-
-        hit = Signal(len(entries))
-        word_mask = Signal(32)
-        is_ro = Signal()
-        mapped = Signal()
-        busy = Signal()
-        commit_bad = Signal()
-        with m.Switch(bus.w_addr):
-            for k, (word_addr, reg, i) in enumerate(entries):
-                with m.Case(word_addr):
-                    m.d.comb += [hit[k].eq(1), mapped.eq(1), word_mask.eq(reg.word_mask(i))]
-                    if reg.access is Access.RO:
-                        m.d.comb += is_ro.eq(1)
-                    if reg.access is Access.WP:
-                        m.d.comb += busy.eq(self._port(reg, "_busy"))
-                    if has_commit and reg is control and i == 0:
-                        f = control.field("commit")
-                        m.d.comb += commit_bad.eq(bus.w_data[f.offset] & bus.w_strb[f.offset // 8] & ~staged_ok)
-        written = Signal(32)
-        m.d.comb += written.eq(bus.w_data & _byte_mask(bus.w_strb))
-        reserved = Signal()
-        m.d.comb += reserved.eq((written & ~word_mask).any())
-
-        m.d.sync += w_go.eq(bus.w_stb)
+        # -- write, stage A (the strobe): decode the address into registers ----------------------
+        # Word address = bank (high bits) and word in bank (low WORD_BITS); the one-hot entry
+        # select is the AND of two small one-hot predecodes, so no address bit fans out to
+        # every register.
+        n_banks = max(word_addr for word_addr, _, _ in entries) // BANK_WORDS + 1
+        go_b, go_c, go_d = Signal(), Signal(), Signal()
+        m.d.sync += [go_b.eq(bus.w_stb), go_c.eq(go_b), go_d.eq(go_c)]
+        bank_oh = Signal(n_banks)
+        word_oh = Signal(BANK_WORDS)
+        mask_q = Signal(32)
+        written_q = Signal(32)
+        mapped_q, ro_q, busy_q, commit_word_q = Signal(), Signal(), Signal(), Signal()
         with m.If(bus.w_stb):
-            with m.If(~mapped):
-                m.d.sync += [w_resp.eq(AxiResp.DECERR), w_hit.eq(0), w_rejected.eq(0)]
-            with m.Elif(is_ro | reserved | busy | commit_bad):
-                m.d.sync += [w_resp.eq(AxiResp.SLVERR), w_hit.eq(0),
-                             w_rejected.eq(~is_ro & ~reserved & ~busy & commit_bad)]
-            with m.Else():
-                m.d.sync += [w_resp.eq(AxiResp.OKAY), w_hit.eq(hit), w_rejected.eq(0)]
-        m.d.comb += [bus.w_ack.eq(w_go), bus.w_resp.eq(w_resp)]
+            m.d.sync += [
+                bank_oh.eq(Cat(bus.w_addr[WORD_BITS:] == b for b in range(n_banks))),
+                word_oh.eq(Cat(bus.w_addr[:WORD_BITS] == w for w in range(BANK_WORDS))),
+                written_q.eq(bus.w_data & _byte_mask(bus.w_strb)),
+                mapped_q.eq(0), ro_q.eq(0), busy_q.eq(0), commit_word_q.eq(0), mask_q.eq(0),
+            ]
+            with m.Switch(bus.w_addr):
+                for word_addr, reg, i in entries:
+                    with m.Case(word_addr):
+                        m.d.sync += [mapped_q.eq(1), mask_q.eq(reg.word_mask(i))]
+                        if reg.access is Access.RO:
+                            m.d.sync += ro_q.eq(1)
+                        if reg.access is Access.WP:
+                            m.d.sync += busy_q.eq(self._port(reg, "_busy"))
+                        if commit_field is not None and reg is control and i == 0:
+                            m.d.sync += commit_word_q.eq(1)
 
-        # -- write, cycle 1: apply (request fields still held by the bus side) ---------------
-        w_ok = Signal()
-        m.d.comb += w_ok.eq(w_go & ~w_resp.any())  # OKAY is 0
-        commit = Signal()
+        # -- stage B: entry select, reserved bits --------------------------------------------------
+        hit_q = Signal(len(entries))  # one-hot entry of the write (whatever its outcome)
+        reserved_q = Signal()
+        commit_req_q = Signal()
+        with m.If(go_b):
+            m.d.sync += [
+                hit_q.eq(Cat(bank_oh[wa // BANK_WORDS] & word_oh[wa % BANK_WORDS] for wa, _, _ in entries)),
+                reserved_q.eq((written_q & ~mask_q).any()),
+                commit_req_q.eq(commit_word_q & written_q[commit_field.offset] if commit_field is not None else 0),
+            ]
+
+        # -- stage C: the verdict; write pulses and the commit are registered here ---------------
+        w_resp = Signal(2)
+        ok_q = Signal()
+        rejected_q = Signal()
+        bad_commit = commit_req_q & ~staged_ok_q
+        refused = ro_q | reserved_q | busy_q | bad_commit
+        ok = mapped_q & ~refused
+        with m.If(go_c):
+            m.d.sync += [
+                w_resp.eq(Mux(~mapped_q, AxiResp.DECERR, Mux(refused, AxiResp.SLVERR, AxiResp.OKAY))),
+                ok_q.eq(ok),
+                rejected_q.eq(mapped_q & ~ro_q & ~reserved_q & ~busy_q & bad_commit),
+            ]
+        commit = Signal()  # high during stage D of an accepted commit
+        for reg in regs:
+            if reg.access is not Access.WP:
+                continue
+            value = self._port(reg).as_value()
+            stb = self._port(reg, "_stb")
+            pulse = Signal(reg.width, name=f"{port_name(reg)}_pulse")
+            hits = [hit_q[k] for k, (_, r, _) in enumerate(entries) if r is reg]  # one per word
+            m.d.sync += [
+                stb.eq(go_c & ok & Cat(hits).any()),
+                pulse.eq(Cat(Mux(go_c & ok & hit, written_q, 0) for hit in hits)[:reg.width]),
+            ]
+            m.d.comb += value.eq(pulse)
+            if reg is control and commit_field is not None:
+                m.d.comb += commit.eq(pulse[commit_field.offset])
+        m.d.comb += [bus.w_ack.eq(go_d), bus.w_resp.eq(w_resp)]
+
+        # -- stage D: apply (the bus side still holds w_data and w_strb) -------------------------
         w1c_clear = {name: Signal(rmap[name].width, name=f"{name.lower()}_clear")
                      for name in live if rmap[name].access is Access.W1C}
         for k, (_, reg, i) in enumerate(entries):
             base = 32 * i
-            sel = w_ok & w_hit[k]
+            sel = go_d & ok_q & hit_q[k]
             if reg.access is Access.RW:
                 store = shadow.get(reg.name, live[reg.name])
                 for b in range(4):
@@ -216,26 +270,12 @@ class RegisterBlock(wiring.Component):
             elif reg.access is Access.W1C:
                 top = min(base + 32, reg.width)
                 with m.If(sel):
-                    m.d.comb += w1c_clear[reg.name][base:top].eq(written[:top - base])
-            elif reg.access is Access.WP:
-                top = min(base + 32, reg.width)
-                with m.If(sel):
-                    m.d.comb += [
-                        self._port(reg).as_value()[base:top].eq(written[:top - base]),
-                        self._port(reg, "_stb").eq(1),
-                    ]
-                if has_commit and reg is control and i == 0:
-                    f = control.field("commit")
-                    m.d.comb += commit.eq(sel & written[f.offset])
-
+                    m.d.comb += w1c_clear[reg.name][base:top].eq(written_q[:top - base])
         with m.If(commit):
             for name, value in shadow.items():
                 m.d.sync += live[name].eq(value)
 
-        # -- read, cycle 0: multiplex into a register ------------------------------------------
-        r_go = Signal()
-        r_data = Signal(32)
-        r_resp = Signal(2)
+        # -- read, stage A: one word per bank into registers ---------------------------------------
         snapshots = {}
         snap_valid = {}
         for reg in regs:
@@ -243,31 +283,47 @@ class RegisterBlock(wiring.Component):
                 snapshots[reg.name] = Signal(reg.width - 32, name=f"{port_name(reg)}_snapshot")
                 snap_valid[reg.name] = Signal(name=f"{port_name(reg)}_snapshot_valid")
 
+        def word_value(reg: Register, i: int):
+            if reg.access is Access.WP:
+                return Const(0, 32)
+            if reg.access is Access.RO and reg.group in CONSTANT_GROUPS:
+                return Const((reg.reset >> (32 * i)) & 0xFFFFFFFF, 32)
+            if reg.access is Access.RO:
+                source = self._port(reg).as_value()
+                if reg.name in snapshots and i > 0:
+                    snap = snapshots[reg.name][32 * (i - 1):32 * i]
+                    return Mux(snap_valid[reg.name], snap, source[32 * i:32 * i + 32])
+                return source[32 * i:32 * i + 32]
+            return live[reg.name][32 * i:32 * i + 32]
+
+        by_word = {word_addr: (reg, i) for word_addr, reg, i in entries}
+        r_go = Signal()
+        r_resp = Signal(2)
+        r_bank = Signal(range(n_banks))
+        bank_words = [Signal(32, name=f"read_bank{b}") for b in range(n_banks)]
         m.d.sync += r_go.eq(bus.r_stb)
         with m.If(bus.r_stb):
-            with m.Switch(bus.r_addr):
-                for word_addr, reg, i in entries:
-                    with m.Case(word_addr):
-                        m.d.sync += r_resp.eq(AxiResp.OKAY)
-                        if reg.access is Access.WP:
-                            value = Const(0, 32)
-                        elif reg.access is Access.RO and reg.group in CONSTANT_GROUPS:
-                            value = Const((reg.reset >> (32 * i)) & 0xFFFFFFFF, 32)
-                        elif reg.access is Access.RO:
-                            source = self._port(reg).as_value()
+            in_map = bus.r_addr[WORD_BITS:] < n_banks
+            m.d.sync += [r_bank.eq(bus.r_addr[WORD_BITS:]), r_resp.eq(AxiResp.DECERR)]
+            for b, bank in enumerate(bank_words):
+                words = [word_value(*by_word[wa]) if wa in by_word else Const(0, 32)
+                         for wa in range(b * BANK_WORDS, (b + 1) * BANK_WORDS)]
+                m.d.sync += bank.eq(_mux_tree(words, bus.r_addr[:WORD_BITS]))
+            with m.If(in_map):
+                with m.Switch(bus.r_addr):
+                    for word_addr, reg, i in entries:
+                        with m.Case(word_addr):
+                            m.d.sync += r_resp.eq(AxiResp.OKAY)
                             if reg.name in snapshots and i == 0:
-                                m.d.sync += [snapshots[reg.name].eq(source[32:]), snap_valid[reg.name].eq(1)]
-                            if reg.name in snapshots and i > 0:
-                                snap = snapshots[reg.name][32 * (i - 1):32 * i]
-                                value = Mux(snap_valid[reg.name], snap, source[32 * i:32 * i + 32])
-                            else:
-                                value = source[32 * i:32 * i + 32]
-                        else:
-                            value = live[reg.name][32 * i:32 * i + 32]
-                        m.d.sync += r_data.eq(value)
-                with m.Default():
-                    m.d.sync += [r_resp.eq(AxiResp.DECERR), r_data.eq(0)]
-        m.d.comb += [bus.r_ack.eq(r_go), bus.r_data.eq(r_data), bus.r_resp.eq(r_resp)]
+                                m.d.sync += [snapshots[reg.name].eq(self._port(reg).as_value()[32:]),
+                                             snap_valid[reg.name].eq(1)]
+
+        # -- read, stage B: the bank, straight into the bus side's data register -----------------
+        m.d.comb += [
+            bus.r_ack.eq(r_go),
+            bus.r_resp.eq(r_resp),
+            bus.r_data.eq(Mux(r_resp == AxiResp.OKAY, _mux_tree(bank_words, r_bank), 0)),
+        ]
 
         # -- sticky error bits -----------------------------------------------------------------
         for reg in regs:
@@ -279,11 +335,11 @@ class RegisterBlock(wiring.Component):
                 names = {f.name for f in reg.fields}
                 if "bus_error" in names:
                     f = reg.field("bus_error")
-                    m.d.comb += extra[f.offset].eq(w_go & (w_resp != AxiResp.OKAY)
+                    m.d.comb += extra[f.offset].eq(go_d & (w_resp != AxiResp.OKAY)
                                                    | r_go & (r_resp != AxiResp.OKAY))
                 if "commit_rejected" in names:
                     f = reg.field("commit_rejected")
-                    m.d.comb += extra[f.offset].eq(w_go & w_rejected)
+                    m.d.comb += extra[f.offset].eq(go_d & rejected_q)
             mask = sum(f.mask for f in reg.fields)
             m.d.sync += live[reg.name].eq((live[reg.name] & ~w1c_clear[reg.name] | sets | extra) & mask)
         return m

@@ -92,6 +92,8 @@ class NanoquoteTop(wiring.Component):
         self.addr_width = addr_width
         self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits)
         self.LATENCY = int(QuotePipeline.LATENCY)
+        if self.LATENCY < 2:
+            raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
         self.rmap = register_map(max_levels, price_bits, latency=self.LATENCY)
         self.regs = RegisterBlock(self.rmap, addr_width=addr_width)
         self.slave = AxiLiteRegisterSlave(addr_width)
@@ -165,6 +167,13 @@ class NanoquoteTop(wiring.Component):
             m.d.sync += accepted_seq.eq(accepted_seq + 1)
         with m.If(delivered):
             m.d.sync += delivered_seq.eq(delivered_seq + 1)
+        # ``is_next``: the next ladder delivered is the target's. Registered (the compare is
+        # off the capture enable, which fans out to the whole captured ladder); exact
+        # because the target is set at least LATENCY >= 2 cycles before its ladder leaves.
+        # Both compares start at flip-flops; ``o.ready`` only selects between them.
+        is_next = Signal()
+        m.d.sync += is_next.eq(Mux(delivered, (delivered_seq + 1)[:seq_bits] == target_seq,
+                                   delivered_seq == target_seq))
 
         ladder = pipe.o.payload
         ladder_layout = ladder.shape()
@@ -172,7 +181,7 @@ class NanoquoteTop(wiring.Component):
         ladder_valid = Signal()
         # A new submit forgets the previous one (its ladder is no longer wanted), so only
         # the last submitted update's ladder is ever captured.
-        with m.If(waiting & delivered & (delivered_seq == target_seq)):
+        with m.If(waiting & delivered & is_next):
             m.d.sync += [waiting.eq(0), ladder_valid.eq(1), captured.eq(ladder)]
         with m.If(pending & pipe.i.ready):
             m.d.sync += [pending.eq(0), waiting.eq(1), target_seq.eq(accepted_seq)]

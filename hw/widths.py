@@ -100,6 +100,11 @@ class DatapathWidths:
         return max(self.price_bits, 28) + 6
 
     @property
+    def step_bits(self) -> int:
+        """``j * 2T`` for ``j <= max_levels + 1``: below ``66 * 2**17``."""
+        return 24
+
+    @property
     def bid_windows(self) -> int:
         """Bid levels with a constant and a window: the other candidate sits 1 level out."""
         return self.max_levels + 1

@@ -183,8 +183,12 @@ class AxiLiteSimMaster:
             self.cycles += cycles
 
 
-def serve(dut, listener, *, vcd: str | None = None) -> None:
-    """Simulate ``dut`` (a component with an ``axil`` port) serving ``listener`` until closed."""
+def serve(dut, listener, *, vcd: str | None = None, announce: bool = False) -> None:
+    """Simulate ``dut`` (a component with an ``axil`` port) serving ``listener`` until closed.
+
+    With ``announce``, the port marker is printed once the design has elaborated, so a
+    design that fails to elaborate never looks like a listening server.
+    """
     sim = Simulator(dut)
     sim.add_clock(CLOCK_PERIOD)
     addr_width = len(dut.axil.awaddr)
@@ -197,6 +201,8 @@ def serve(dut, listener, *, vcd: str | None = None) -> None:
         await serve_requests(listener, master.read, master.write, master.idle, addr_width)
 
     sim.add_testbench(testbench)
+    if announce:
+        announce_port(listener)
     vcd = vcd or os.environ.get("NANOQUOTE_VCD")
     with sim.write_vcd(vcd) if vcd else nullcontext():
         sim.run()
@@ -220,8 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dut = build_design(args.max_levels, args.price_bits, args.addr_width)
     listener = listen(args.accept_timeout)
     with listener:
-        announce_port(listener)
-        serve(dut, listener, vcd=args.vcd)
+        serve(dut, listener, vcd=args.vcd, announce=True)
     return 0
 
 

@@ -29,7 +29,7 @@ from cocotb.triggers import RisingEdge
 from .codec import PortCodec
 from .scenario import Scoreboard
 
-__all__ = ["TB", "ScenarioFile", "Port"]
+__all__ = ["TB", "ScenarioFile", "Port", "UpdateDriver", "LadderMonitor"]
 
 
 class Port:
@@ -78,15 +78,85 @@ class ScenarioFile:
     fail_on_mismatch: bool = True
 
 
+class UpdateDriver:
+    """Offers the scenario's updates on ``i``, idling with probability ``idle``; sets each
+    segment's ports in the cycle its first update is offered."""
+
+    def __init__(self, dut: Any, segments: list, idle: float, rng: random.Random) -> None:
+        self.dut, self.segments, self.idle, self.rng = dut, segments, idle, rng
+        self.valid, self.payload, self.ready = Port(dut.i__valid), Port(dut.i__payload), Port(dut.i__ready)
+        self.seg_idx = -1
+        self.pending: list[int] = []
+        self.pos = 0
+        self.offered: int | None = None
+        self.valid_now = False  # last value written (writes cost more than compares)
+
+    @property
+    def done(self) -> bool:
+        return self.offered is None and self.pos >= len(self.pending) and (
+            self.seg_idx + 1 >= len(self.segments))
+
+    def drive(self) -> None:
+        """Before the clock edge: what to offer this cycle."""
+        if self.offered is None:
+            while self.pos >= len(self.pending) and self.seg_idx + 1 < len(self.segments):
+                self.seg_idx += 1
+                seg = self.segments[self.seg_idx]
+                self._set_ports(*seg[:5])
+                self.pending, self.pos = seg[5], 0
+            if self.pos < len(self.pending) and not (self.idle and self.rng.random() < self.idle):
+                self.offered = self.pending[self.pos]
+                self.payload.set(self.offered)
+            if (self.offered is not None) != self.valid_now:
+                self.valid_now = not self.valid_now
+                self.valid.set(int(self.valid_now))
+
+    def sampled(self) -> None:
+        """After the edge: was the offer taken?"""
+        if self.offered is not None and self.ready.get():
+            self.offered = None
+            self.pos += 1
+
+    def _set_ports(self, cfg: int, position: int, live_bid: int, live_ask: int, armed: bool) -> None:
+        dut = self.dut
+        dut.cfg.value = cfg
+        dut.position.value = position & 0xFFFF
+        dut.live_bid_qty.value = live_bid
+        dut.live_ask_qty.value = live_ask
+        dut.armed.value = int(armed)
+
+
+class LadderMonitor:
+    """Drops ``o.ready`` with probability ``stall``; takes every ladder that leaves ``o``."""
+
+    def __init__(self, dut: Any, stall: float, rng: random.Random) -> None:
+        self.stall, self.rng = stall, rng
+        self.valid, self.payload, self.ready = Port(dut.o__valid), Port(dut.o__payload), Port(dut.o__ready)
+        self.ready_now = False
+        self.taking = False
+
+    def drive(self) -> None:
+        self.taking = not (self.stall and self.rng.random() < self.stall)
+        if self.taking != self.ready_now:
+            self.ready_now = self.taking
+            self.ready.set(int(self.taking))
+
+    def sampled(self) -> int | None:
+        """After the edge: the ladder taken by it, if any."""
+        return self.payload.get() if self.taking and self.valid.get() else None
+
+
 class TB:
     """Clock, reset and the driver/monitor/scoreboard loop for one scenario."""
 
     def __init__(self, dut: Any, scenario: ScenarioFile) -> None:
         self.dut = dut
         self.scenario = scenario
+        rng = random.Random(scenario.seed)
         self.codec = PortCodec(scenario.max_levels, scenario.price_bits)
+        self.driver = UpdateDriver(dut, scenario.segments, scenario.idle, rng)
+        self.monitor = LadderMonitor(dut, scenario.stall, rng)
         self.scoreboard = Scoreboard(scenario.expected, self.codec)
-        self.rng = random.Random(scenario.seed)
         self.cycles = 0
         Clock(dut.clk, 10, unit="ns").start()
 
@@ -100,58 +170,25 @@ class TB:
         dut.rst.value = 0
         await RisingEdge(dut.clk)
 
-    def _set_ports(self, cfg: int, position: int, live_bid: int, live_ask: int, armed: bool) -> None:
-        dut = self.dut
-        dut.cfg.value = cfg
-        dut.position.value = position & 0xFFFF
-        dut.live_bid_qty.value = live_bid
-        dut.live_ask_qty.value = live_ask
-        dut.armed.value = int(armed)
-
     async def run(self) -> None:
         """Play every segment, then drain; each iteration is one clock."""
-        dut, sc, rng, board = self.dut, self.scenario, self.rng, self.scoreboard
-        clk = RisingEdge(dut.clk)
-        i_valid, i_payload, i_ready = Port(dut.i__valid), Port(dut.i__payload), Port(dut.i__ready)
-        o_valid, o_payload, o_ready = Port(dut.o__valid), Port(dut.o__payload), Port(dut.o__ready)
-        idle, stall = sc.idle, sc.stall
-        valid_now = ready_now = False  # last values written (writes cost more than compares)
-        offered = None
-        total = len(sc.expected)
-        segments, seg_idx = sc.segments, -1
-        pending: list[int] = []
-        pos = 0
-        quiet = 0  # cycles since the last output; a hung pipeline ends the run
-        while quiet < 10_000:
-            if offered is None:  # pick what to offer this cycle
-                while pos >= len(pending) and seg_idx + 1 < len(segments):
-                    seg_idx += 1
-                    self._set_ports(*segments[seg_idx][:5])
-                    pending, pos = segments[seg_idx][5], 0
-                if pos < len(pending) and not (idle and rng.random() < idle):
-                    offered = pending[pos]
-                    i_payload.set(offered)
-                if (offered is not None) != valid_now:
-                    valid_now = not valid_now
-                    i_valid.set(int(valid_now))
-            ready = not (stall and rng.random() < stall)
-            if ready != ready_now:
-                ready_now = ready
-                o_ready.set(int(ready))
+        clk = RisingEdge(self.dut.clk)
+        driver, monitor, board = self.driver, self.monitor, self.scoreboard
+        total = len(self.scenario.expected)
+        quiet = 0  # cycles since the last ladder; a hung pipeline ends the run
+        while quiet < 10_000 and not (driver.done and board.received >= total):
+            driver.drive()
+            monitor.drive()
             await clk
             self.cycles += 1
-            if offered is not None and i_ready.get():
-                offered = None
-                pos += 1
-            if ready and o_valid.get():
-                board.push(o_payload.get())
-                quiet = 0
-            else:
+            driver.sampled()
+            raw = monitor.sampled()
+            if raw is None:
                 quiet += 1
-            inputs_done = offered is None and pos >= len(pending) and seg_idx + 1 >= len(segments)
-            if inputs_done and board.received >= total:
-                break
-        i_valid.set(0)
+            else:
+                board.push(raw)
+                quiet = 0
+        driver.valid.set(0)
         board.finish()
 
 

@@ -20,29 +20,34 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from nanoquote.hw.build_cli import parse_seeds
 from nanoquote.hw.build_flow import DEFAULT_LPF, BuildOptions, run_build, summarize_path, write_lpf
+from nanoquote.hw.dsp import RegisteredMultiplier
 from nanoquote.hw.ooc import OutOfContext, port_count
 
 from nanoquote.cli import main
 
 
 class SmallDesign(wiring.Component):
-    """A registered 16x16 multiply with a valid bit: two cycles from ``a``, ``b`` to ``p``."""
+    """A 16x16 multiply on the DSP's registers with a valid bit: two cycles from ``a``, ``b`` to ``p``."""
 
-    LATENCY = 2
+    LATENCY = RegisteredMultiplier.LATENCY
 
     def __init__(self) -> None:
         super().__init__({"a": In(16), "b": In(16), "valid": In(1), "p": Out(32), "p_valid": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        ra, rb, rv = Signal(16), Signal(16), Signal()
-        m.d.sync += [ra.eq(self.a), rb.eq(self.b), rv.eq(self.valid),
-                     self.p.eq(ra * rb), self.p_valid.eq(rv)]
+        m.submodules.mult = mult = RegisteredMultiplier(16, 16)
+        rv = Signal()
+        m.d.comb += [mult.a.eq(self.a), mult.b.eq(self.b), self.p.eq(mult.p),
+                     mult.en_in.eq(self.valid), mult.en_out.eq(rv)]  # the DSP's clock enables in use
+        m.d.sync += [rv.eq(self.valid), self.p_valid.eq(rv)]
         return m
 
 
 def test_port_count_and_wrapper_cost():
-    count = port_count(SmallDesign())
+    design = SmallDesign()
+    design._MustUse__silence = True  # only its ports are looked at
+    count = port_count(design)
     assert (count.inputs, count.outputs) == (33, 33)
     assert count.wrapper_ffs == 33 + 2 * 33 + 2
 
@@ -151,9 +156,9 @@ def test_flow_on_a_small_design(tmp_path):
     assert result["pass"] and result["fmax_mhz"]["clk"] > 50
     assert result["fmax_by_seed"] == {"1": result["fmax_mhz"]["clk"]}
     assert result["utilisation"]["MULT18X18D"]["used"] >= 1
-    assert result["utilisation"]["TRELLIS_FF"]["used"] >= result["wrapper"]["ffs"] + 33
+    assert result["utilisation"]["TRELLIS_FF"]["used"] >= result["wrapper"]["ffs"]
     assert result["latency"]["cycles"] == 2
-    assert result["latency"]["ns_at_fmax"] == pytest.approx(2000 / result["fmax_mhz"]["clk"], rel=1e-3)
+    assert result["latency"]["ns_at_fmax"] == pytest.approx(2000 / result["fmax_mhz"]["clk"], abs=0.01)
     path = result["critical_path"]
     assert path["delay_ns"] > 0 and path["to"] and path["sources"]
     assert (tmp_path / "nanoquote.bit").stat().st_size > 0
