@@ -33,10 +33,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .sdf_timing import endpoint_slacks, register_of
+
 __all__ = [
-    "DEVICES", "default_build_dir", "DEFAULT_LPF", "BuildError", "BuildOptions",
-    "make_design", "target_platform", "design_latency", "write_lpf", "summarize_path", "run_build", "tool_versions",
-    "cpu_model",
+    "DEVICES", "DEFAULT_LPF", "BuildError", "BuildOptions", "default_build_dir", "make_design",
+    "target_platform", "design_latency", "write_lpf", "summarize_path", "run_build",
+    "tool_versions", "cpu_model",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +107,6 @@ class BuildOptions:
     router: str | None = None
     tmg_ripup: bool = False
     bitstream: bool = True
-    notes: list[str] = field(default_factory=list)
 
 
 # -- the design -------------------------------------------------------------------------
@@ -115,8 +116,8 @@ def make_design(top: str, max_levels: int = 8, price_bits: int = 31, notes: list
     """``(name, component)`` for ``top``: ``auto``, ``top``, ``pipeline`` or ``module:factory``.
 
     ``auto`` is :class:`NanoquoteTop` (pipeline plus AXI4-Lite register block) when
-    ``hw/top.py`` imports, else :class:`QuotePipeline`. A ``module:factory`` is called
-    with no arguments (used by the tests to build a small design).
+    ``hw/top.py`` imports, else :class:`QuotePipeline` (and a note says why). A
+    ``module:factory`` is called with no arguments: any component can be measured.
     """
     notes = [] if notes is None else notes
     if top == "auto":
@@ -217,8 +218,9 @@ def _run_tool(step: str, argv: list[str], log: Path, cwd: Path, progress: Progre
                 progress(step, line.strip())
         code = proc.wait()
     if code != 0:
-        tail = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
-        raise BuildError(step, f"exit status {code}" + (f" ({tail[-1].strip()})" if tail else ""), log)
+        errors = [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
+        # the first error is the cause; later ones tend to be "... failed" summaries
+        raise BuildError(step, f"exit status {code}" + (f" ({errors[0].strip()})" if errors else ""), log)
 
 
 # -- reports ----------------------------------------------------------------------------
@@ -226,10 +228,6 @@ def _run_tool(step: str, argv: list[str], log: Path, cwd: Path, progress: Progre
 
 def _clock_name(net: str) -> str:
     return re.sub(r"\$glbnet\$|\$TRELLIS_IO_IN", "", net)
-
-
-def _register_name(cell: str) -> str:
-    return re.sub(r"_TRELLIS_FF_Q(_\d+)?$", "", cell)
 
 
 def _cell_type(cell: str, types: dict[str, str]) -> str:
@@ -277,9 +275,9 @@ def summarize_path(path: dict, cell_types: dict[str, str]) -> dict:
         "delay_ns": round(sum(s["delay"] for s in segments), 3),
         "logic_ns": round(sum(s["delay"] for s in logic), 3),
         "routing_ns": round(sum(s["delay"] for s in routing), 3),
-        "from": _register_name(first["from"]["cell"]),
+        "from": register_of(first["from"]["cell"]),
         "from_net": nets[0] if nets else None,
-        "to": _register_name(last["to"]["cell"]),
+        "to": register_of(last["to"]["cell"]),
         "to_port": last["to"]["port"],
         "cells": dict(types.most_common()),
         "carry_hops": sum(1 for s in logic if s["from"]["port"] == "FCI"),
@@ -337,7 +335,6 @@ def _synthesize(options: BuildOptions, build_dir: Path, verilog_path: Path,
 def _place_and_route(options: BuildOptions, build_dir: Path, synth_json: Path, lpf: Path, seed: int,
                      cell_types: dict[str, str], progress: Progress | None) -> tuple[dict, dict]:
     """One nextpnr run: its figures and its JSON report."""
-    from .sdf_timing import endpoint_slacks
 
     t0 = time.perf_counter()
     report_path = build_dir / f"report-s{seed}.json"
@@ -384,7 +381,7 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     # 1. elaborate and write Verilog
     if progress is not None:
         progress("elaborate", "")
-    notes = list(options.notes)
+    notes: list[str] = []
     if design is None:
         top_name, design = make_design(options.top, options.max_levels, options.price_bits, notes)
     else:

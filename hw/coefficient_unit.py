@@ -2,7 +2,8 @@
 configuration, the position and the live quantities (docs/datapath.md, docs/pipeline.md).
 
 It is a dataflow of registers, each recomputed from its inputs with at most one carry
-chain, one 18x18 multiply or a shallow mux, so it closes timing like the fast path.
+chain or a shallow mux, and of 18x18 multiplies with their own input and output
+registers (:class:`~.dsp.RegisteredMultiplier`), so it closes timing like the fast path.
 After its inputs stop changing, every output is stable within
 :attr:`CoefficientUnit.settle_cycles` cycles (the depth of the register graph, computed
 while elaborating). The pipeline holds its inputs constant while updates are in flight
@@ -24,8 +25,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import limb_products, max_of, popcount
+from .arith import limbs, max_of, popcount
 from .coefficients import LIVE_QTY_BITS, POSITION_BITS, REFRESH_INTERVAL_BITS, SKEW_COEF_SHIFT
+from .dsp import RegisteredMultiplier
 from .layouts import pipeline_config_layout
 from .widths import LIMB, DatapathWidths
 
@@ -33,20 +35,46 @@ __all__ = ["CoefficientUnit"]
 
 
 class _Dataflow:
-    """Registers recomputed every cycle, with their depth in the register graph."""
+    """Registers recomputed every cycle, with their depth in the register graph.
 
-    def __init__(self) -> None:
+    ``enable`` clocks the multipliers' registers; with ``enable=None`` nothing is
+    instantiated (used to measure the depth before elaboration).
+    """
+
+    def __init__(self, enable: Value | None = None) -> None:
+        self.enable = enable
         self.sync: list = []  # Assign statements
         self.comb: list = []
+        self.submodules: list[RegisteredMultiplier] = []
         self.depth: dict[int, int] = {}  # id(signal) -> depth; inputs have depth 0
+
+    def _depth_of(self, *exprs: Value) -> int:
+        deps = [s for e in exprs for s in Value.cast(e)._rhs_signals()]  # noqa: SLF001
+        return max((self.depth.get(id(s), 0) for s in deps), default=0)
 
     def reg(self, name: str, shape: Shape | int, expr: Value | int) -> Signal:
         sig = Signal(shape, name=name)
         expr = Value.cast(expr)
-        deps = expr._rhs_signals()  # noqa: SLF001 - amaranth 0.5 has no public equivalent
-        self.depth[id(sig)] = 1 + max((self.depth.get(id(s), 0) for s in deps), default=0)
+        self.depth[id(sig)] = 1 + self._depth_of(expr)
         self.sync.append(sig.eq(expr))
         return sig
+
+    def mul(self, name: str, a: Value, b: Value, signed_: bool = False) -> Value:
+        """``a * b`` (each at most 18 bits) in one MULT18X18D with its input and output
+        registers: two register stages."""
+        a, b = Value.cast(a), Value.cast(b)
+        shape = (signed if signed_ else unsigned)(len(a) + len(b))
+        depth = 2 + self._depth_of(a, b)
+        if self.enable is None:
+            p = Signal(shape, name=name)
+        else:
+            unit = RegisteredMultiplier(len(a), len(b), signed_=signed_)
+            self.submodules.append(unit)
+            self.comb += [unit.a.eq(a), unit.b.eq(b), unit.en_in.eq(self.enable),
+                          unit.en_out.eq(self.enable)]
+            p = unit.p
+        self.depth[id(Value.cast(p))] = depth
+        return p
 
     def max_depth(self, sigs: list[Signal]) -> int:
         return max(self.depth.get(id(s), 0) for s in sigs)
@@ -107,11 +135,13 @@ class CoefficientUnit(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        df = _Dataflow()
+        df = _Dataflow(self.enable)
         self._build(df)
         with m.If(self.enable):  # only while settling: saves power and simulation time
             m.d.sync += df.sync
         m.d.comb += df.comb
+        for k, unit in enumerate(df.submodules):
+            m.submodules[f"mul{k}"] = unit
         return m
 
     # The whole dataflow; returns its depth. Comments name docs/datapath.md's quantities.
@@ -137,11 +167,12 @@ class CoefficientUnit(wiring.Component):
         t768 = reg("t768", 26, (t << 9) + (t << 8))
         # floor(PMAX / T) = floor((2**wsum - 2) / d), exact through the host reciprocal
         qmax = reg("qmax", pb, ((m_host << wsum) - (m_host << 1)) >> w.recip_in_shift)
-        lg_bid = reg("lg_bid", 1, pos < m_inv)
-        lg_ask = reg("lg_ask", 1, pos > -m_inv)
+        e1 = reg("e1", 10, e + 1)
+        m_nz = reg("m_nz", 1, m_inv != 0)
+        in_n = [reg(f"in_n{i}", 1, i < n_lv) for i in range(lv)]
 
         # -- step 2 ------------------------------------------------------------------
-        bt = reg("bt", 24, b * t_r)
+        bt = df.mul("bt", b, t_r)
         a = reg("a", 15, Mux(abs_pos < m_inv, abs_pos, m_inv))
         # l: smallest with d <= 2**l, i.e. bit_length(T - 1) + 1; 1 under legacy (d = 2)
         bitlen = Const(0, 5)
@@ -151,17 +182,18 @@ class CoefficientUnit(wiring.Component):
         xb = reg("xb", signed(LIVE_QTY_BITS + 2), xb1 - self.live_bid)
         xa = reg("xa", signed(LIVE_QTY_BITS + 2), xa1 - self.live_ask)
         qmax1 = reg("qmax1", pb + 1, Mux(legacy, w.price_max, qmax) + 1)
+        lg_bid = reg("lg_bid", 1, xb1 > 0)  # legacy: position < M
+        lg_ask = reg("lg_ask", 1, xa1 > 0)  # legacy: position > -M
         d_eff = reg("d_eff", 18, Mux(legacy, 2, Cat(Const(0, 1), t_r)))
 
         # -- step 3: t = a*C in 15x18 limbs; l-dependent constants ----------------------
-        t_parts = [(reg(f"tc{k}", 33, p), off) for k, (p, off) in enumerate(limb_products(a, coef))]
+        t_parts = [(df.mul(f"tc{k}", a, c), off) for k, (c, off) in enumerate(limbs(coef))]
         kb_num0 = reg("kb_num0", 27, t768 + bt)
         ka_num0 = reg("ka_num0", 27, t768 - bt)
         rsh = reg("rsh", 5, 17 - ln)
         low_mask = reg("low_mask", 17, (Const(1, 18) << ln) - 1)
         # (Qm_eff + 1) * d_eff: the width of a price-domain window in P
-        qd_parts = [(reg(f"qd{k}", 36, p), off)
-                    for k, (p, off) in enumerate(limb_products(qmax1, d_eff))]
+        qd_parts = [(df.mul(f"qd{k}", q, d_eff), off) for k, (q, off) in enumerate(limbs(qmax1))]
 
         # -- step 4 ------------------------------------------------------------------
         # limb k sits at 18k: even limbs do not overlap each other (33 < 36 bits), nor odd
@@ -194,7 +226,7 @@ class CoefficientUnit(wiring.Component):
         # -- step 7: Kb + 768T, Ka + 768T (non-negative); legacy skew in raw units -------
         kb_num = reg("kb_num", w.div_bits, kb_num0 + ceil_w)
         ka_num = reg("ka_num", w.div_bits, ka_num0 + floor_w)
-        skew_raw = reg("skew_raw", signed(35), skew_ticks * t_r)
+        skew_raw = df.mul("skew_raw", skew_ticks, Cat(t_r, Const(0, 1)).as_signed(), signed_=True)
 
         # -- steps 8..17: restoring division by d, one quotient bit per stage -----------
         def divide(tag: str, num: Signal) -> tuple[Signal, Signal]:
@@ -224,7 +256,7 @@ class CoefficientUnit(wiring.Component):
 
         # -- step 19: candidate offsets (ticks); k*m products for the rP comparisons -----
         e_s = Cat(e, Const(0, 1)).as_signed()
-        e1 = Cat(e + 1, Const(0, 1)).as_signed()
+        e1 = Cat(e1, Const(0, 1)).as_signed()
         ob0 = reg("ob0", signed(12), max_of(kbq, e_s))
         ob1 = reg("ob1", signed(12), max_of(kbq1, e_s))
         oa0 = reg("oa0", signed(12), max_of(nkaq, e_s))
@@ -232,8 +264,7 @@ class CoefficientUnit(wiring.Component):
         oa2 = reg("oa2", signed(12), max_of(nkaq1, e1))
 
         def product(tag: str, k_val: Signal) -> Signal:
-            parts = [(reg(f"{tag}_p{j}", 36, p), o) for j, (p, o) in
-                     enumerate(limb_products(k_val, m_norm))]
+            parts = [(df.mul(f"{tag}_p{j}", k_val, mm), o) for j, (mm, o) in enumerate(limbs(m_norm))]
             return reg(tag, w.frac_threshold_bits, sum(p << o for p, o in parts))
 
         th_bid = product("th_bid", kbr)
@@ -248,10 +279,10 @@ class CoefficientUnit(wiring.Component):
         off_a = reg("off_a", signed(ow), Mux(legacy, la0, oa0))
 
         # -- step 21: K0 = T*offset and offset*d (exchange: offsets are 0..2047) ---------
-        kp_b = reg("kp_b", pb + 12, t_r * off_b[:11])
-        kp_a = reg("kp_a", pb + 12, t_r * off_a[:11])
-        od_b = reg("od_b", 29, d_eff * off_b[:11])
-        od_a = reg("od_a", 29, d_eff * off_a[:11])
+        kp_b = df.mul("kp_b", t_r, off_b[:11])
+        kp_a = df.mul("kp_a", t_r, off_a[:11])
+        od_b = df.mul("od_b", d_eff, off_b[:11])
+        od_a = df.mul("od_a", d_eff, off_a[:11])
 
         # -- step 22: level-0 constants and windows: qP in [lo, hi] <=> P in [lo*d, (hi+1)*d)
         k0_b = reg("k0_b", pb, Mux(legacy, off_b, kp_b))
@@ -280,14 +311,12 @@ class CoefficientUnit(wiring.Component):
 
         # -- gating: thermometer of (i+1)*size, no division -------------------------------
         sizes = chain("size", reg("size_0", 23, size), size, 23, lv)
-        m_nz = m_inv != 0
         bid_gate, ask_gate = [], []
         for i in range(lv):
-            in_n = i < n_lv
             gb = Mux(legacy, lg_bid, xb >= sizes[i])
             ga = Mux(legacy, lg_ask, xa >= sizes[i])
-            bid_gate.append(reg(f"gate_b{i}", 1, m_nz & in_n & gb))
-            ask_gate.append(reg(f"gate_a{i}", 1, m_nz & in_n & ga))
+            bid_gate.append(reg(f"gate_b{i}", 1, m_nz & in_n[i] & gb))
+            ask_gate.append(reg(f"gate_a{i}", 1, m_nz & in_n[i] & ga))
         gate_b = Cat(*bid_gate)
         gate_a = Cat(*ask_gate)
         bid_count = reg("bid_count", w.level_bits, popcount(gate_b))

@@ -237,9 +237,14 @@ class LadderArrays:
         return len(self.bid_top)
 
     def _expand(self, top: np.ndarray, post: np.ndarray, sign: int) -> np.ndarray:
-        lvl = np.arange(self.max_levels, dtype=np.int64)
-        bits = ((post[:, None] >> lvl.astype(np.uint64)) & np.uint64(1)).astype(np.int64)
-        return ((top[:, None] + lvl * (sign * self.tick)) & self.price_max) * bits
+        levels = self.max_levels
+        nbytes = (levels + 7) // 8
+        as_bytes = np.ascontiguousarray(post, dtype="<u8").view(np.uint8).reshape(-1, 8)
+        bits = np.unpackbits(as_bytes[:, :nbytes], axis=1, bitorder="little")[:, :levels]
+        lvl = np.arange(levels, dtype=np.int64)
+        prices = (top[:, None] + lvl * (sign * self.tick)) & self.price_max
+        prices *= bits
+        return prices
 
     @property
     def bid_price(self) -> np.ndarray:

@@ -43,7 +43,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import limb_products, popcount
+from .arith import limbs, popcount
 from .coefficient_unit import CoefficientUnit
 from .coefficients import (
     DEFAULT_MAX_LEVELS,
@@ -52,6 +52,7 @@ from .coefficients import (
     POSITION_BITS,
     TS_BITS,
 )
+from .dsp import RegisteredMultiplier
 from .layouts import ladder_out_layout, market_update_layout, pipeline_config_layout
 from .refresh_timer import RefreshTimer
 from .widths import LIMB, DatapathWidths
@@ -136,13 +137,14 @@ class QuotePipeline(wiring.Component):
 
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
+        p_in = upd.bid + upd.ask
         s1_p = Signal(wsum)
         s1_both, s1_crossed, s1_armed = Signal(), Signal(), Signal()
         s1_ts = Signal(TS_BITS)
         with m.If(s1_en):
             m.d.sync += [
                 valid[0].eq(self.i.valid),
-                s1_p.eq(upd.bid + upd.ask),
+                s1_p.eq(p_in),
                 s1_both.eq(upd.has_bid & upd.has_ask),
                 s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
                 s1_armed.eq(self.armed),
@@ -152,14 +154,27 @@ class QuotePipeline(wiring.Component):
         s1_quotable = s1_both & (co.legacy | ~s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
-        products = limb_products(s1_p, co.m_norm)
-        s2_pp = [Signal(len(p), name=f"s2_pp{k}") for k, (p, _) in enumerate(products)]
+        # P * m in 4 MULT18X18D whose input registers belong to S1 and output registers
+        # to S2. While S1 holds its update they reload it with the current coefficients.
+        s2_pp = []
+        for (pa, off), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
+            unit = RegisteredMultiplier(len(pa), len(mb))
+            m.submodules[f"s2_mul{len(s2_pp)}"] = unit
+            m.d.comb += [unit.a.eq(Mux(hold, pa, p_in[off : off + len(pa)])), unit.b.eq(mb),
+                         unit.en_in.eq(s1_en | hold), unit.en_out.eq(advance)]
+            s2_pp.append(unit.p)
         s2_quotable, s2_crossed = Signal(), Signal()
         s2_ts = Signal(TS_BITS)
-        # P against level 0's window bounds; S3 compares these with j*2T
-        diff = signed(w.domain_bits + 1)
+        # P against level 0's window bounds, saturated to -1 .. 2**sb (beyond every
+        # j*2T, so no comparison changes); S3 compares these with j*2T
+        sb = w.step_bits
+        diff = signed(sb + 2)
         s2_lo_b, s2_hi_b, s2_lo_a, s2_hi_a = (Signal(diff, name=f"s2_{n}")
                                               for n in ("lo_b", "hi_b", "lo_a", "hi_a"))
+
+        def saturated(v: Value) -> Value:
+            v = v.as_signed()
+            return Mux(v[-1], -1, Mux(v[sb:].any(), 1 << sb, v[:sb]))
         s2_gate_b, s2_gate_a = Signal(lv), Signal(lv)
         s2_count_b, s2_count_a = Signal(w.level_bits), Signal(w.level_bits)
         m.d.comb += [
@@ -175,7 +190,6 @@ class QuotePipeline(wiring.Component):
         pp00, pp01, pp10, pp11 = s2_pp
         s_full = Cat(pp00, pp11) + (pp01 << LIMB) + (pp10 << LIMB)
         s_hi = s_full[wsum : wsum + w.scaled_bits]
-        s3_x = Signal(w.scaled_bits)
         s3_f = Signal(w.frac_bits)
         s3_quotable, s3_crossed, s3_refresh = Signal(), Signal(), Signal()
         s3_ts = Signal(TS_BITS)
@@ -186,9 +200,17 @@ class QuotePipeline(wiring.Component):
         s3_dom_a = Signal(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
 
         # -- S4 --------------------------------------------------------------------------
-        x = s3_x
-        s4_lo = Signal(w.tprime_bits + LIMB)
-        s4_hi = Signal(w.tprime_bits + w.scaled_bits - LIMB)
+        # T' * X in MULT18X18D whose input registers are S3's X and outputs S4's; one pair
+        # for the bid side and one for the ask side halves the fanout of each product.
+        x = Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])
+        s4_products: dict[str, list[Value]] = {"bid": [], "ask": []}
+        for side, products in s4_products.items():
+            for xa, _ in limbs(x):
+                unit = RegisteredMultiplier(len(xa), w.tprime_bits)
+                m.submodules[f"s4_{side}_mul{len(products)}"] = unit
+                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_in.eq(advance),
+                             unit.en_out.eq(advance)]
+                products.append(unit.p)
         rp_below_kbr = s3_f < co.th_bid
         rp_above_0 = s3_f >= co.th_zero
         rp_above_kar = s3_f >= co.th_ask
@@ -206,10 +228,13 @@ class QuotePipeline(wiring.Component):
         # -- S5 --------------------------------------------------------------------------
         out = Signal(ladder_out_layout(lv, pb))
         m.d.comb += self.o.payload.eq(out)
-        # T*qP -/+ K[j] as one 3-input adder each (no shared T*qP adder in series)
-        lo_part, hi_part = s4_lo >> 17, s4_hi << 1
-        pre_b = [((lo_part - co.bid_k[j]) + hi_part)[:pb] for j in range(w.bid_windows)]
-        pre_a = [((lo_part + co.ask_k[j]) + hi_part)[:pb] for j in range(w.ask_windows)]
+        # T*qP -/+ K[j] as one 3-input adder each (no shared T*qP adder in series);
+        # T*qP = T' * X / 2**17 = (lo >> 17) + 2*hi
+        (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
+        pre_b = [(((bid_lo >> 17) - co.bid_k[j]) + (bid_hi << 1))[:pb]
+                 for j in range(w.bid_windows)]
+        pre_a = [(((ask_lo >> 17) + co.ask_k[j]) + (ask_hi << 1))[:pb]
+                 for j in range(w.ask_windows)]
 
         def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
@@ -221,21 +246,19 @@ class QuotePipeline(wiring.Component):
             m.d.sync += [
                 # S2
                 valid[1].eq(s1_leaves),
-                *(sig.eq(p) for sig, (p, _) in zip(s2_pp, products, strict=True)),
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
                 s2_ts.eq(s1_ts),
-                s2_lo_b.eq(s1_p - co.bid_lop),
-                s2_hi_b.eq(s1_p - co.bid_hip),
-                s2_lo_a.eq(co.ask_lop - s1_p),
-                s2_hi_a.eq(co.ask_hip - s1_p),
+                s2_lo_b.eq(saturated(s1_p - co.bid_lop)),
+                s2_hi_b.eq(saturated(s1_p - co.bid_hip)),
+                s2_lo_a.eq(saturated(co.ask_lop - s1_p)),
+                s2_hi_a.eq(saturated(co.ask_hip - s1_p)),
                 s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
                 s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
                 s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
                 s2_count_a.eq(Mux(s1_quotable, co.ask_count, 0)),
                 # S3
                 valid[2].eq(valid[1]),
-                s3_x.eq(Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])),
                 s3_f.eq(Cat(s_full[:wsum], s_hi[:17] & co.low_mask)),
                 s3_quotable.eq(s2_quotable),
                 s3_crossed.eq(s2_crossed),
@@ -251,8 +274,6 @@ class QuotePipeline(wiring.Component):
                                   for j in range(w.ask_windows)))),
                 # S4
                 valid[3].eq(valid[2]),
-                s4_lo.eq(co.tprime * x[:LIMB]),
-                s4_hi.eq(co.tprime * x[LIMB:]),
                 s4_shift_b.eq(rp_below_kbr & co.bid_shift),
                 s4_shift_a.eq((rp_above_0 & co.ask_shift1) + (rp_above_kar & co.ask_shift2)),
                 *(s4_post_b[k].eq(s3_gate_b & s3_dom_b[k : k + lv]) for k in range(2)),

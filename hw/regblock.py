@@ -32,9 +32,10 @@ Timing (for 200 MHz on ECP5; every stage is a few LUTs deep and starts at flip-f
   (bank AND word), the reserved-bit check. C: the verdict (response, refusal of a bad
   commit) and the write-pulse outputs, registered. D: the write is applied (enables
   fan out from registered selects) and acknowledged.
-* read, acknowledge one cycle after the strobe: A registers one word per 16-word bank
-  (a 16:1 multiplexer tree on the low address bits), B selects the bank (8:1 for the
-  default map) straight into the AXI slave's data register.
+* read, acknowledge two cycles after the strobe. A: the response and, per 8-word bank,
+  a private copy of the word select (so no address bit fans out to every bank). B: each
+  bank's 8:1 multiplexer into a register. C: the bank (16:1 for the default map),
+  straight into the AXI slave's data register.
 
 Nothing in this block is on the pipeline's per-update path.
 """
@@ -76,9 +77,13 @@ def port_name(reg: Register) -> str:
     return reg.name.lower()
 
 
-#: Read and decode work in banks of this many words (the word address's low bits).
+#: The write decode works in banks of this many words (the word address's low bits).
 WORD_BITS = 4
 BANK_WORDS = 1 << WORD_BITS
+#: The read multiplexer's first stage selects among this many words (an 8:1 multiplexer
+#: is one LUT4 level plus PFUMX and L6MUX on ECP5).
+READ_WORD_BITS = 3
+READ_BANK_WORDS = 1 << READ_WORD_BITS
 
 
 def _byte_mask(strb: Signal) -> Signal:
@@ -275,7 +280,7 @@ class RegisterBlock(wiring.Component):
             for name, value in shadow.items():
                 m.d.sync += live[name].eq(value)
 
-        # -- read, stage A: one word per bank into registers ---------------------------------------
+        # -- read, stage A: decode the address into registers -----------------------------------------
         snapshots = {}
         snap_valid = {}
         for reg in regs:
@@ -297,30 +302,42 @@ class RegisterBlock(wiring.Component):
             return live[reg.name][32 * i:32 * i + 32]
 
         by_word = {word_addr: (reg, i) for word_addr, reg, i in entries}
-        r_go = Signal()
+        r_banks = max(by_word) // READ_BANK_WORDS + 1
+        go_rb, go_rc = Signal(), Signal()
+        m.d.sync += [go_rb.eq(bus.r_stb), go_rc.eq(go_rb)]
         r_resp = Signal(2)
-        r_bank = Signal(range(n_banks))
-        bank_words = [Signal(32, name=f"read_bank{b}") for b in range(n_banks)]
-        m.d.sync += r_go.eq(bus.r_stb)
+        r_bank = Signal(range(r_banks))
+        # Each bank keeps its own copy of the word select, loaded only when it is addressed
+        # (so synthesis cannot merge the copies): no address bit drives every bank.
+        bank_sel = [Signal(READ_WORD_BITS, name=f"read_sel{b}") for b in range(r_banks)]
+        bank_words = [Signal(32, name=f"read_bank{b}") for b in range(r_banks)]
+        snap_req = {name: Signal(name=f"{name.lower()}_snapshot_req") for name in snapshots}
         with m.If(bus.r_stb):
-            in_map = bus.r_addr[WORD_BITS:] < n_banks
-            m.d.sync += [r_bank.eq(bus.r_addr[WORD_BITS:]), r_resp.eq(AxiResp.DECERR)]
-            for b, bank in enumerate(bank_words):
-                words = [word_value(*by_word[wa]) if wa in by_word else Const(0, 32)
-                         for wa in range(b * BANK_WORDS, (b + 1) * BANK_WORDS)]
-                m.d.sync += bank.eq(_mux_tree(words, bus.r_addr[:WORD_BITS]))
-            with m.If(in_map):
-                with m.Switch(bus.r_addr):
-                    for word_addr, reg, i in entries:
-                        with m.Case(word_addr):
-                            m.d.sync += r_resp.eq(AxiResp.OKAY)
-                            if reg.name in snapshots and i == 0:
-                                m.d.sync += [snapshots[reg.name].eq(self._port(reg).as_value()[32:]),
-                                             snap_valid[reg.name].eq(1)]
+            m.d.sync += [r_bank.eq(bus.r_addr[READ_WORD_BITS:]), r_resp.eq(AxiResp.DECERR)]
+            for b, sel in enumerate(bank_sel):
+                with m.If(bus.r_addr[READ_WORD_BITS:] == b):
+                    m.d.sync += sel.eq(bus.r_addr[:READ_WORD_BITS])
+            with m.Switch(bus.r_addr):
+                with m.Case(*sorted(by_word)):
+                    m.d.sync += r_resp.eq(AxiResp.OKAY)
+        for name, req in snap_req.items():
+            m.d.sync += req.eq(bus.r_stb & (bus.r_addr == rmap[name].address // 4))
 
-        # -- read, stage B: the bank, straight into the bus side's data register -----------------
+        # -- read, stage B: one word per bank into registers (the snapshot of a wide value is
+        # taken in the same cycle as its low word) ------------------------------------------------
+        with m.If(go_rb):
+            for b, (bank, sel) in enumerate(zip(bank_words, bank_sel, strict=True)):
+                words = [word_value(*by_word[wa]) if wa in by_word else Const(0, 32)
+                         for wa in range(b * READ_BANK_WORDS, (b + 1) * READ_BANK_WORDS)]
+                m.d.sync += bank.eq(_mux_tree(words, sel))
+            for name, req in snap_req.items():
+                with m.If(req):
+                    m.d.sync += [snapshots[name].eq(self._port(rmap[name]).as_value()[32:]),
+                                 snap_valid[name].eq(1)]
+
+        # -- read, stage C: the bank, straight into the bus side's data register -----------------
         m.d.comb += [
-            bus.r_ack.eq(r_go),
+            bus.r_ack.eq(go_rc),
             bus.r_resp.eq(r_resp),
             bus.r_data.eq(Mux(r_resp == AxiResp.OKAY, _mux_tree(bank_words, r_bank), 0)),
         ]
@@ -336,7 +353,7 @@ class RegisterBlock(wiring.Component):
                 if "bus_error" in names:
                     f = reg.field("bus_error")
                     m.d.comb += extra[f.offset].eq(go_d & (w_resp != AxiResp.OKAY)
-                                                   | r_go & (r_resp != AxiResp.OKAY))
+                                                   | go_rc & (r_resp != AxiResp.OKAY))
                 if "commit_rejected" in names:
                     f = reg.field("commit_rejected")
                     m.d.comb += extra[f.offset].eq(go_d & rejected_q)

@@ -56,13 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="randomise register start values with this seed (+verilator+rand+reset+2)")
     parser.add_argument("--accept-timeout", type=float, default=600.0)
+    parser.add_argument("--build-dir", type=Path, default=None,
+                        help="use this existing build (from build_top) instead of building")
     args = parser.parse_args(argv)
 
     from cocotb_tools.check_results import get_results
 
-    from .tb_top_verilator import build_top, run_cocotb
+    from .tb_top_verilator import TopBuild, build_top, run_cocotb
 
-    build = build_top(args.max_levels, args.price_bits, args.addr_width)
+    if args.build_dir is not None:
+        build = TopBuild(args.build_dir.resolve(), args.max_levels, args.price_bits, args.addr_width)
+    else:
+        build = build_top(args.max_levels, args.price_bits, args.addr_width)
     plusargs = [] if args.seed is None else ["+verilator+rand+reset+2", f"+verilator+seed+{args.seed}"]
     os.environ.pop("PYTEST_CURRENT_TEST", None)  # the runner would act as if inside pytest
     run_dir = build.build_dir / f"server_{os.getpid()}"
@@ -89,9 +94,10 @@ def start_verilator_server(max_levels: int = 8, price_bits: int = 31, *, addr_wi
     """
     from .tb_top_verilator import build_top
 
-    build_top(max_levels, price_bits, addr_width)
+    build = build_top(max_levels, price_bits, addr_width)
     argv = [sys.executable, "-m", "nanoquote.sim.cocotb_server", "--max-levels", str(max_levels),
-            "--price-bits", str(price_bits), "--addr-width", str(addr_width)]
+            "--price-bits", str(price_bits), "--addr-width", str(addr_width),
+            "--build-dir", str(build.build_dir)]
     if seed is not None:
         argv += ["--seed", str(seed)]
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}

@@ -19,7 +19,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from nanoquote.hw.build_cli import parse_seeds
-from nanoquote.hw.build_flow import DEFAULT_LPF, BuildOptions, run_build, summarize_path, write_lpf
+from nanoquote.hw.build_flow import (
+    DEFAULT_LPF,
+    BuildError,
+    BuildOptions,
+    run_build,
+    summarize_path,
+    write_lpf,
+)
 from nanoquote.hw.dsp import RegisteredMultiplier
 from nanoquote.hw.ooc import OutOfContext, port_count
 
@@ -163,6 +170,16 @@ def test_flow_on_a_small_design(tmp_path):
     assert path["delay_ns"] > 0 and path["to"] and path["sources"]
     assert (tmp_path / "nanoquote.bit").stat().st_size > 0
     assert "nextpnr" in result["tools"]["nextpnr-ecp5"]
+
+
+def test_a_failing_tool_names_the_step_and_its_log(tmp_path):
+    bad = tmp_path / "bad.lpf"
+    bad.write_text(DEFAULT_LPF.read_text().replace('SITE "A10"', 'SITE "Z99"'))
+    options = BuildOptions(build_dir=tmp_path / "b", lpf=bad, bitstream=False)
+    with pytest.raises(BuildError) as info:
+        run_build(options, design=SmallDesign())
+    assert info.value.step.startswith("place and route") and info.value.log.exists()
+    assert "Z99" in str(info.value) and str(info.value.log) in str(info.value)
 
 
 @pytest.mark.skipif(not os.environ.get("NANOQUOTE_BUILD"), reason="set NANOQUOTE_BUILD=1 (takes minutes)")

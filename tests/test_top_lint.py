@@ -4,7 +4,8 @@ The waivers (``nanoquote.sim.tb_top_verilator.LINT_WAIVERS``) are categories tha
 Amaranth's Verilog backend produces by construction; everything else (combinational
 loops, multiple drivers, latches, blocking/non-blocking mixes, ...) must not appear.
 The top's own modules (AXI4-Lite slave, register block, top) must also not truncate
-implicitly.
+implicitly (Verilator's WIDTHTRUNC on ``!x``, which is how Amaranth writes ``x == 0``,
+is no truncation and is not counted).
 """
 
 from __future__ import annotations
@@ -24,5 +25,6 @@ def test_top_modules_do_not_truncate_implicitly():
     waivers = {k: v for k, v in LINT_WAIVERS.items() if k != "WIDTHTRUNC"}
     _, output = lint_top(waivers=waivers)
     ours = [w for w in re.split(r"(?=%Warning-)", output)
-            if w.startswith("%Warning-WIDTHTRUNC") and "In instance 'nanoquote_top.pipeline" not in w]
+            if w.startswith("%Warning-WIDTHTRUNC") and "In instance 'nanoquote_top.pipeline" not in w
+            and "Logical operator LOGNOT" not in w]
     assert not ours, "\n".join(ours)
