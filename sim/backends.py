@@ -25,4 +25,16 @@ def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
 
         yield SoftwareDevice(max_levels=max_levels)
         return
+    if backend in ("amaranth", "verilator"):
+        if backend == "amaranth":
+            from .amaranth_server import start_amaranth_server as start
+        else:
+            from .cocotb_server import start_verilator_server as start
+        with start(max_levels=max_levels) as server:
+            bus = server.connect()
+            try:
+                yield bus
+            finally:
+                bus.close()
+        return
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
