@@ -8,7 +8,6 @@ stage, which only changes when configuration or inventory does.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
 
 import numpy as np
 from nanoquote.host.quoting import BookUpdate
@@ -16,22 +15,9 @@ from nanoquote.hw.coefficients import PipelineParams
 from nanoquote.hw.model import Coefficients, coefficient_stage, ladder
 from nanoquote.hw.widths import DatapathWidths
 
-__all__ = ["LadderResult", "compute_ladder"]
+from .codec import LadderFields
 
-
-class LadderResult(NamedTuple):
-    """The ``LadderOut`` fields of one update (prices 0 where not posted)."""
-
-    bid_price: tuple[int, ...]
-    ask_price: tuple[int, ...]
-    bid_post: int
-    ask_post: int
-    bid_count: int
-    ask_count: int
-    out_of_domain: int
-    no_mid: bool
-    crossed: bool
-    refresh: bool = False
+__all__ = ["compute_ladder"]
 
 
 @lru_cache(maxsize=64)
@@ -46,14 +32,15 @@ def _mask(row: np.ndarray) -> int:
 
 
 def compute_ladder(params: PipelineParams, position: int, live_bid_qty: int, live_ask_qty: int,
-                   book: BookUpdate, max_levels: int, price_bits: int) -> LadderResult:
+                   book: BookUpdate, max_levels: int, price_bits: int) -> LadderFields:
     """The ladder the pipeline computes for ``book`` (refresh left False: stateful)."""
     coeffs = _coefficients(params, position, live_bid_qty, live_ask_qty, max_levels, price_bits)
     has_bid, has_ask = book.best_bid is not None, book.best_ask is not None
     out = ladder(coeffs, np.array([book.best_bid or 0]), np.array([book.best_ask or 0]),
                  np.array([has_bid]), np.array([has_ask]))
-    return LadderResult(
+    return LadderFields(
+        book.ts,
         tuple(int(p) for p in out.bid_price[0]), tuple(int(p) for p in out.ask_price[0]),
         _mask(out.bid_post[0]), _mask(out.ask_post[0]), int(out.bid_count[0]), int(out.ask_count[0]),
-        int(out.out_of_domain[0]), bool(out.no_mid[0]), bool(out.crossed[0]),
+        int(out.out_of_domain[0]), bool(out.no_mid[0]), bool(out.crossed[0]), False,
     )

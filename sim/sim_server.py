@@ -31,6 +31,9 @@ from nanoquote.host.bus import (
     SocketBus,
 )
 
+from .socket_server import listen as loopback_listener
+from .socket_server import recv_exact
+
 __all__ = ["PORT_MARKER", "SimServer", "launch", "serve_requests", "announce_port"]
 
 #: The first line a server process prints on stdout: ``NANOQUOTE_PORT <port>``.
@@ -39,16 +42,6 @@ PORT_MARKER = "NANOQUOTE_PORT"
 ReadFn = Callable[[int], Awaitable[tuple[int, int]]]
 WriteFn = Callable[[int, int, int], Awaitable[int]]
 IdleFn = Callable[[int], Awaitable[None]]
-
-
-def _recv_exact(conn: socket.socket, size: int) -> bytes | None:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 async def serve_requests(
@@ -68,7 +61,7 @@ async def serve_requests(
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.settimeout(None)
         with conn:
-            while (request := _recv_exact(conn, REQUEST.size)) is not None:
+            while (request := recv_exact(conn, REQUEST.size)) is not None:
                 op, address, value, strobe = REQUEST.unpack(request)
                 if op == OP_CLOSE:
                     return
@@ -96,10 +89,7 @@ def announce_port(listener: socket.socket) -> None:
 
 def listen(timeout: float | None = 600.0) -> socket.socket:
     """A loopback listener on a free port; ``accept`` gives up after ``timeout`` seconds."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
+    listener = loopback_listener()
     listener.settimeout(timeout)
     return listener
 

@@ -8,13 +8,16 @@ and no FPGA at all.
 
 from __future__ import annotations
 
+import dataclasses
+
 from nanoquote.host.bus import BusError, Resp
 from nanoquote.host.quoting import BookUpdate
 from nanoquote.hw.coefficients import PipelineParams
 from nanoquote.hw.model import RefreshModel
 from nanoquote.hw.registers import MAGIC, Register, register_map
 
-from .ladder_core import LadderResult, compute_ladder
+from .codec import LadderFields
+from .ladder_core import compute_ladder
 from .regfile import RegisterFileModel
 
 __all__ = ["SoftwareDevice"]
@@ -31,7 +34,7 @@ class SoftwareDevice:
         self.armed = False
         self.killed = False
         self.counters = dict.fromkeys(_COUNTERS, 0)
-        self.ladder: LadderResult | None = None
+        self.ladder: LadderFields | None = None
         self.refresh = RefreshModel()  # the pipeline's refresh-timer state
 
     # -- RegisterBus ----------------------------------------------------------------------
@@ -135,10 +138,10 @@ class SoftwareDevice:
                                 self.map.price_bits)
         refresh = self.refresh.step(bool(params.legacy), params.refresh_interval, self.armed,
                                     not result.no_mid, book.ts)
-        self.ladder = result._replace(refresh=refresh)
+        self.ladder = dataclasses.replace(result, refresh=refresh)
         self._count(result, params.num_levels, refresh)
 
-    def _count(self, result: LadderResult, num_levels: int, refresh: bool) -> None:
+    def _count(self, result: LadderFields, num_levels: int, refresh: bool) -> None:
         c = self.counters
         c["UPDATES"] += 1
         c["LADDERS"] += 1
