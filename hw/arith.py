@@ -1,18 +1,17 @@
 """Small arithmetic building blocks that keep the ECP5 mapping predictable.
 
-Yosys maps each ``$mul`` whose operands fit 18x18 bits to one MULT18X18D, but it does not
-use the DSP's internal registers, so a multiply must have a register stage to itself. The
-helpers here split wider products into such limbs explicitly, and build balanced trees
+Every multiply runs in an 18x18 MULT18X18D (``dsp.RegisteredMultiplier``), so wider
+products are split into limbs explicitly; counts use table lookups and balanced trees
 where a Python ``sum`` would make a slow chain of adders.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Value
+from amaranth.hdl import Array, Cat, Const, Mux, Value
 
 from .widths import LIMB
 
-__all__ = ["limbs", "limb_products", "popcount", "max_of"]
+__all__ = ["limbs", "popcount", "max_of"]
 
 
 def limbs(value: Value) -> list[tuple[Value, int]]:
@@ -21,14 +20,15 @@ def limbs(value: Value) -> list[tuple[Value, int]]:
     return [(value[i : i + LIMB], i) for i in range(0, len(value), LIMB)]
 
 
-def limb_products(a: Value, b: Value) -> list[tuple[Value, int]]:
-    """All ``(a_i * b_j, offset)`` limb products: each maps to one 18x18 multiplier."""
-    return [(x * y, i + j) for x, i in limbs(a) for y, j in limbs(b)]
-
-
 def popcount(bits: Value) -> Value:
-    """Number of set bits of ``bits``, as a balanced adder tree (depth ``log2(n)``)."""
-    terms: list[Value] = list(Value.cast(bits))
+    """Number of set bits of ``bits``: a table lookup per 4 bits (one LUT level), then a
+    balanced adder tree of the partial counts."""
+    flat = list(Value.cast(bits))
+    terms: list[Value] = []
+    for k in range(0, len(flat), 4):
+        chunk = Cat(*flat[k : k + 4])
+        table = Array(Const(bin(v).count("1"), 3) for v in range(1 << len(chunk)))
+        terms.append(table[chunk])
     while len(terms) > 1:
         pairs = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
         terms = pairs + terms[len(pairs) * 2 :]

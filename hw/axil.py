@@ -14,8 +14,8 @@ strobe until the acknowledge.
 
 Timing: the strobe comes the cycle after the (last) handshake, ``bvalid``/``rvalid``
 the cycle after the acknowledge. With :class:`~nanoquote.hw.regblock.RegisterBlock`
-(read acknowledge one cycle after the strobe, write acknowledge three cycles after) a
-read takes 3 cycles from ``arvalid`` to ``rvalid`` and a write 5 from ``awvalid`` and
+(read acknowledge two cycles after the strobe, write acknowledge three cycles after) a
+read takes 4 cycles from ``arvalid`` to ``rvalid`` and a write 5 from ``awvalid`` and
 ``wvalid`` to ``bvalid``.
 """
 

@@ -55,10 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the result to FILE")
     parser.add_argument("--lpf", type=Path, default=DEFAULT_LPF, metavar="FILE",
                         help="LPF template (default: constraints/nanoquote_ecp5.lpf)")
-    parser.add_argument("--dff", action="store_true", help="synth_ecp5 -dff (abc9 sees flip-flops)")
+    parser.add_argument("--dff", action="store_true", help="synth_ecp5 -dff (abc9 sees flip-flops; did not finish the top level in 25 min)")
     parser.add_argument("--no-widelut", dest="widelut", action="store_false",
                         help="synth_ecp5 -nowidelut (no PFU muxes for LUTs wider than 4)")
-    parser.add_argument("--placer", choices=("heap", "sa"), help="nextpnr placer (default: nextpnr's)")
+    parser.add_argument("--placer", choices=("heap", "sa", "static"), help="nextpnr placer (default: nextpnr's)")
     parser.add_argument("--router", choices=("router1", "router2"), help="nextpnr router (default: nextpnr's)")
     parser.add_argument("--tmg-ripup", action="store_true", help="nextpnr --tmg-ripup")
     parser.add_argument("--no-bitstream", dest="bitstream", action="store_false", help="skip ecppack")

@@ -37,7 +37,7 @@ from .sdf_timing import endpoint_slacks, register_of
 
 __all__ = [
     "DEVICES", "DEFAULT_LPF", "BuildError", "BuildOptions", "default_build_dir", "make_design",
-    "target_platform", "design_latency", "write_lpf", "summarize_path", "run_build",
+    "target_platform", "ooc_verilog", "verilog_sha", "design_latency", "write_lpf", "summarize_path", "run_build",
     "tool_versions", "cpu_model",
 ]
 
@@ -138,6 +138,23 @@ def make_design(top: str, max_levels: int = 8, price_bits: int = 31, notes: list
         module_name, _, attr = top.partition(":")
         return top, getattr(importlib.import_module(module_name), attr)()
     raise ValueError(f"unknown top {top!r}: use top, pipeline or module:factory")
+
+
+def ooc_verilog(design, device: str = "um5g-85k", package: str = "CABGA381", speed: int = 8):
+    """``(wrapper, verilog)``: the out-of-context Verilog ``nanoquote build`` synthesizes."""
+    from amaranth.back import verilog
+
+    from .ooc import OutOfContext
+
+    wrapper = OutOfContext(design)
+    text = verilog.convert(wrapper, name=TOP_MODULE, emit_src=True,
+                           platform=target_platform(device, package, speed))
+    return wrapper, text
+
+
+def verilog_sha(text: str) -> str:
+    """Short hash naming a design version (the Verilog carries no timestamp)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def design_latency(design) -> int | None:
@@ -367,10 +384,6 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
 
     ``design`` (a ``wiring.Component``) overrides ``options.top``.
     """
-    from amaranth.back import verilog
-
-    from .ooc import OutOfContext
-
     if options.device not in DEVICES:
         raise BuildError("options", f"unknown device {options.device!r}; one of {', '.join(DEVICES)}")
     build_dir = options.build_dir.resolve()
@@ -386,11 +399,9 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
         top_name, design = make_design(options.top, options.max_levels, options.price_bits, notes)
     else:
         top_name = type(design).__name__
-    wrapper = OutOfContext(design)
     verilog_path = build_dir / f"{TOP_MODULE}.v"
     try:
-        verilog_text = verilog.convert(wrapper, name=TOP_MODULE, emit_src=True,
-                                       platform=target_platform(options.device, options.package, options.speed))
+        wrapper, verilog_text = ooc_verilog(design, options.device, options.package, options.speed)
     except Exception as exc:
         raise BuildError("elaborate", f"{type(exc).__name__}: {exc}") from exc
     verilog_path.write_text(verilog_text)
@@ -434,7 +445,7 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
                    "max_levels": options.max_levels, "price_bits": options.price_bits,
                    "port_bits": {"inputs": wrapper.ports.inputs, "outputs": wrapper.ports.outputs},
                    # identifies the design version (the Verilog carries no timestamp)
-                   "verilog_sha256": hashlib.sha256(verilog_text.encode()).hexdigest()[:16]},
+                   "verilog_sha256": verilog_sha(verilog_text)},
         "target": {"device": DEVICES[options.device], "package": options.package, "speed": options.speed,
                    "freq_mhz": options.freq_mhz},
         "measured": ("out of context: every design port is registered (nanoquote.hw.ooc); fmax is "

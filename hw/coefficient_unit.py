@@ -124,6 +124,10 @@ class CoefficientUnit(wiring.Component):
             "bid_hip": Out(signed(db)),
             "ask_lop": Out(signed(db)),
             "ask_hip": Out(signed(db)),
+            "bid_lop_far": Out(signed(db)),
+            "bid_hip_far": Out(signed(db)),
+            "ask_lop_far": Out(signed(db)),
+            "ask_hip_far": Out(signed(db)),
             "level_step": Out(data.ArrayLayout(unsigned(w.step_bits), w.ask_windows)),
             "bid_gate": Out(lv),
             "ask_gate": Out(lv),
@@ -294,6 +298,10 @@ class CoefficientUnit(wiring.Component):
         hip0_b = reg("hip0_b", signed(db), odb + qd)
         lop0_a = reg("lop0_a", signed(db), d_eff - oda)
         hip0_a = reg("hip0_a", signed(db), qd - oda)
+        # bounds 2**step_bits further out: beyond them every window comparison is settled
+        far = 1 << w.step_bits
+        far_b = [reg(f"{n}_far", signed(db), v + far) for n, v in (("lop_b", lop0_b), ("hip_b", hip0_b))]
+        far_a = [reg(f"{n}_far", signed(db), v - far) for n, v in (("lop_a", lop0_a), ("hip_a", hip0_a))]
 
         # -- level chains: level j from level j-1, one stage per level -------------------
         def chain(tag: str, first: Signal, step: Value, shape: Shape | int, n: int) -> list[Signal]:
@@ -324,12 +332,14 @@ class CoefficientUnit(wiring.Component):
 
         outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, th_zero, bid_count,
                                  ask_count, bid_shift, ask_shift1, ask_shift2, lop0_b, hip0_b,
-                                 lop0_a, hip0_a, *bid_gate, *ask_gate]
+                                 lop0_a, hip0_a, *far_b, *far_a, *bid_gate, *ask_gate]
         df.comb += [
             self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
             self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(th_zero),
             self.bid_lop.eq(lop0_b), self.bid_hip.eq(hip0_b),
             self.ask_lop.eq(lop0_a), self.ask_hip.eq(hip0_a),
+            self.bid_lop_far.eq(far_b[0]), self.bid_hip_far.eq(far_b[1]),
+            self.ask_lop_far.eq(far_a[0]), self.ask_hip_far.eq(far_a[1]),
             self.bid_shift.eq(bid_shift), self.ask_shift1.eq(ask_shift1),
             self.ask_shift2.eq(ask_shift2),
             self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),

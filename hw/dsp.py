@@ -38,15 +38,22 @@ class RegisteredMultiplier(wiring.Component):
         Operand widths, at most 18 each.
     signed_ : bool
         Both operands are two's complement (the product is then signed).
+    output_register : bool
+        With ``False`` the DSP's output register is bypassed (``en_out`` unused): ``p`` is
+        the product of the registered operands one clock after them, for a consumer that
+        registers it in the fabric next to its own logic.
     """
 
     LATENCY = LATENCY
 
-    def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False) -> None:
+    def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False,
+                 output_register: bool = True) -> None:
         if not (1 <= a_width <= 18 and 1 <= b_width <= 18):
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"operands must be 1..18 bits, got {a_width} and {b_width}")
         self.signed = signed_
+        self.output_register = output_register
+        self.latency = LATENCY if output_register else LATENCY - 1
         shape = signed if signed_ else unsigned
         super().__init__({
             "a": In(shape(a_width)), "b": In(shape(b_width)),
@@ -63,8 +70,11 @@ class RegisteredMultiplier(wiring.Component):
             b_q = Signal.like(self.b, reset_less=True)
             with m.If(self.en_in):
                 m.d.sync += [a_q.eq(self.a), b_q.eq(self.b)]
-            with m.If(self.en_out):
-                m.d.sync += self.p.eq(a_q * b_q)
+            if self.output_register:
+                with m.If(self.en_out):
+                    m.d.sync += self.p.eq(a_q * b_q)
+            else:
+                m.d.comb += self.p.eq(a_q * b_q)
         return m
 
     def _primitive(self, m: Module) -> None:
@@ -82,7 +92,8 @@ class RegisteredMultiplier(wiring.Component):
             "MULT18X18D",
             p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
             p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-            p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
+            p_REG_OUTPUT_CLK="CLK0" if self.output_register else "NONE",
+            p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
             p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
             p_GSR="DISABLED", p_RESETMODE="SYNC",
             i_CLK0=ClockSignal(), i_CE0=self.en_in, i_CE1=self.en_out, i_RST0=0,

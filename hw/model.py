@@ -320,7 +320,7 @@ def _window(
     is ``shift`` levels further out). These are the same comparisons solved for ``i``:
     an interval of levels, intersected with the gated levels ``0 .. count-1``.
     """
-    s = abs(step)
+    s = abs(step) or 1  # step 0 only for tick 0, outside the validated domain (no warning)
     qh = np.subtract(p, hi0)
     qh //= s
     ql = np.subtract(p, lo0)

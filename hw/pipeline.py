@@ -39,7 +39,7 @@ the refresh state and starts a settle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -113,7 +113,7 @@ class QuotePipeline(wiring.Component):
         snap_diff = Signal()  # snapshot != copies
         m.d.comb += Cat(co.cfg.as_value(), co.position, co.live_bid, co.live_ask).eq(copies)
         settle = Signal(range(co.settle_cycles + 1), init=co.settle_cycles)
-        settling = settle != 0
+        settling = Signal(init=1)  # settle != 0, registered
         hold = Signal(init=1)  # S1 waits for new coefficients: snap_diff | settling, registered
         valid = [Signal(name=f"s{k}_valid") for k in range(1, 6)]
         load = snap_diff & ~Cat(*valid[1:]).any()  # older updates have left: take it over
@@ -127,9 +127,9 @@ class QuotePipeline(wiring.Component):
         m.d.sync += [snap_diff.eq(snap_diff_next),
                      hold.eq(snap_diff_next | load | (settle > 1))]
         with m.If(load):
-            m.d.sync += [copies.eq(snapshot), settle.eq(co.settle_cycles)]
+            m.d.sync += [copies.eq(snapshot), settle.eq(co.settle_cycles), settling.eq(1)]
         with m.Elif(settling):
-            m.d.sync += settle.eq(settle - 1)
+            m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
         with m.If(snap_en):
             m.d.sync += snapshot.eq(ports)
         m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold),
@@ -166,15 +166,16 @@ class QuotePipeline(wiring.Component):
         s2_quotable, s2_crossed = Signal(), Signal()
         s2_ts = Signal(TS_BITS)
         # P against level 0's window bounds, saturated to -1 .. 2**sb (beyond every
-        # j*2T, so no comparison changes); S3 compares these with j*2T
+        # j*2T, so no comparison changes; the two limits are compared in parallel with
+        # the subtraction); S3 compares these with j*2T
         sb = w.step_bits
         diff = signed(sb + 2)
         s2_lo_b, s2_hi_b, s2_lo_a, s2_hi_a = (Signal(diff, name=f"s2_{n}")
                                               for n in ("lo_b", "hi_b", "lo_a", "hi_a"))
 
-        def saturated(v: Value) -> Value:
-            v = v.as_signed()
-            return Mux(v[-1], -1, Mux(v[sb:].any(), 1 << sb, v[:sb]))
+        def saturated(v: Value, below: Value, beyond: Value) -> Value:
+            return Mux(below, -1, Mux(beyond, 1 << sb, v[:sb]))
+
         s2_gate_b, s2_gate_a = Signal(lv), Signal(lv)
         s2_count_b, s2_count_a = Signal(w.level_bits), Signal(w.level_bits)
         m.d.comb += [
@@ -200,17 +201,23 @@ class QuotePipeline(wiring.Component):
         s3_dom_a = Signal(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
 
         # -- S4 --------------------------------------------------------------------------
-        # T' * X in MULT18X18D whose input registers are S3's X and outputs S4's; one pair
-        # for the bid side and one for the ask side halves the fanout of each product.
+        # T' * X in MULT18X18D whose input registers are S3's X; the products are
+        # registered in the fabric (S4) next to the S5 adders. One pair for the bid side
+        # and one for the ask side halves the fanout of each product.
         x = Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])
         s4_products: dict[str, list[Value]] = {"bid": [], "ask": []}
         for side, products in s4_products.items():
             for xa, _ in limbs(x):
-                unit = RegisteredMultiplier(len(xa), w.tprime_bits)
+                unit = RegisteredMultiplier(len(xa), w.tprime_bits, output_register=False)
                 m.submodules[f"s4_{side}_mul{len(products)}"] = unit
-                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_in.eq(advance),
-                             unit.en_out.eq(advance)]
-                products.append(unit.p)
+                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_in.eq(advance)]
+                product = Signal(len(unit.p), name=f"s4_{side}_p{len(products)}")
+                with m.If(advance):
+                    m.d.sync += product.eq(unit.p)
+                products.append(product)
+        # the level constants, registered again next to the S5 adders
+        s4_bid_k = [Signal(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
+        s4_ask_k = [Signal(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
         rp_below_kbr = s3_f < co.th_bid
         rp_above_0 = s3_f >= co.th_zero
         rp_above_kar = s3_f >= co.th_ask
@@ -231,10 +238,8 @@ class QuotePipeline(wiring.Component):
         # T*qP -/+ K[j] as one 3-input adder each (no shared T*qP adder in series);
         # T*qP = T' * X / 2**17 = (lo >> 17) + 2*hi
         (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
-        pre_b = [(((bid_lo >> 17) - co.bid_k[j]) + (bid_hi << 1))[:pb]
-                 for j in range(w.bid_windows)]
-        pre_a = [(((ask_lo >> 17) + co.ask_k[j]) + (ask_hi << 1))[:pb]
-                 for j in range(w.ask_windows)]
+        pre_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in s4_bid_k]
+        pre_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in s4_ask_k]
 
         def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
@@ -249,10 +254,10 @@ class QuotePipeline(wiring.Component):
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
                 s2_ts.eq(s1_ts),
-                s2_lo_b.eq(saturated(s1_p - co.bid_lop)),
-                s2_hi_b.eq(saturated(s1_p - co.bid_hip)),
-                s2_lo_a.eq(saturated(co.ask_lop - s1_p)),
-                s2_hi_a.eq(saturated(co.ask_hip - s1_p)),
+                s2_lo_b.eq(saturated(s1_p - co.bid_lop, s1_p < co.bid_lop, s1_p >= co.bid_lop_far)),
+                s2_hi_b.eq(saturated(s1_p - co.bid_hip, s1_p < co.bid_hip, s1_p >= co.bid_hip_far)),
+                s2_lo_a.eq(saturated(co.ask_lop - s1_p, s1_p > co.ask_lop, s1_p <= co.ask_lop_far)),
+                s2_hi_a.eq(saturated(co.ask_hip - s1_p, s1_p > co.ask_hip, s1_p <= co.ask_hip_far)),
                 s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
                 s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
                 s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
@@ -274,6 +279,8 @@ class QuotePipeline(wiring.Component):
                                   for j in range(w.ask_windows)))),
                 # S4
                 valid[3].eq(valid[2]),
+                *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
+                *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 s4_shift_b.eq(rp_below_kbr & co.bid_shift),
                 s4_shift_a.eq((rp_above_0 & co.ask_shift1) + (rp_above_kar & co.ask_shift2)),
                 *(s4_post_b[k].eq(s3_gate_b & s3_dom_b[k : k + lv]) for k in range(2)),
@@ -300,10 +307,11 @@ class QuotePipeline(wiring.Component):
                 out.refresh.eq(s4_refresh),
             ]
             for i in range(lv):
-                bid = Mux(s4_shift_b, pre_b[i + 1], pre_b[i])
-                ask = pick3(s4_shift_a, pre_a[i : i + 3])
-                m.d.sync += [
-                    out.bid_price[i].eq(Mux(post_b[i], bid, 0)),
-                    out.ask_price[i].eq(Mux(post_a[i], ask, 0)),
-                ]
+                # one mux per bit: its select (0 = not posted, else 1 + shift) comes from
+                # registers, in parallel with the adders
+                code_b = Mux(post_b[i], (s4_shift_b + 1)[:2], 0)
+                code_a = Mux(post_a[i], (s4_shift_a + 1)[:2], 0)
+                bid = Array([0, pre_b[i], pre_b[i + 1], 0])[code_b]
+                ask = Array([0, *pre_a[i : i + 3]])[code_a]
+                m.d.sync += [out.bid_price[i].eq(bid), out.ask_price[i].eq(ask)]
         return m

@@ -20,13 +20,16 @@ from pathlib import Path
 
 __all__ = ["EndpointGroup", "endpoint_slacks", "register_of"]
 
-_CLOCK_PINS = {"CLK", "CLKA", "CLKB", "CLKW", "WCK"}
-_TRIPLE = r"\((-?[\d.]*):(-?[\d.]*):(-?[\d.]*)\)"
-_INTERCONNECT = re.compile(r"\(INTERCONNECT\s+(\S+)\s+(\S+)\s+" + _TRIPLE + r"\s*(?:" + _TRIPLE + r")?")
-_IOPATH = re.compile(r"\(IOPATH\s+(\S+)\s+(\S+)\s+" + _TRIPLE + r"\s*(?:" + _TRIPLE + r")?")
-_SETUP = re.compile(r"\(SETUP(?:HOLD)?\s+\((?:posedge|negedge)\s+(\S+)\)\s+\((?:posedge|negedge)\s+\S+\)\s+"
-                    + _TRIPLE)
-_INSTANCE = re.compile(r"\(INSTANCE\s*(.*?)\)\s*$")
+#: clock pins of clocked cells: TRELLIS_FF CLK, MULT18X18D/ALU54B CLK0..3, DP16KD CLKA/B,
+#: TRELLIS_RAMW WCK (not DCCA's CLKI, a buffer)
+_CLOCK_PIN = re.compile(r"^(CLK\d?|CLK[AB]|WCK)$")
+_TOKEN = re.compile(
+    r"\(INSTANCE\s*(?P<inst>(?:\\.|[^\s)\\])*)\)"
+    r"|\(INTERCONNECT\s+(?P<src>\S+)\s+(?P<dst>\S+)\s+(?P<ic>\([^)]*\)(?:\s*\([^)]*\))?)"
+    r"|\(IOPATH\s+(?P<a>\S+)\s+(?P<b>\S+)\s+(?P<io>\([^)]*\)(?:\s*\([^)]*\))?)"
+    r"|\(SETUP(?:HOLD)?\s+\((?:posedge|negedge)\s+(?P<pin>[^)\s]+)\)\s+"
+    r"\((?:posedge|negedge)\s+[^)\s]+\)\s+(?P<su>\([^)]*\))")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ def register_of(cell: str) -> str:
     return re.sub(r"_TRELLIS_FF_Q(_\d+)?$", "", cell)
 
 
-def _max(groups: tuple) -> float:
-    values = [float(v) for v in groups if v not in (None, "")]
+def _max_delay(text: str) -> float:
+    """The largest value of ``(min:typ:max)`` triples (ps); empty triples count 0."""
+    values = [float(v) for v in _NUMBER.findall(text)]
     return max(values) if values else 0.0
 
 
@@ -73,32 +77,23 @@ def endpoint_slacks(sdf: Path, period_ns: float,
     setup: dict[str, float] = {}
     starts: dict[str, float] = {}
     instance = ""
-    for line in sdf.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("(INSTANCE"):
-            match = _INSTANCE.match(line)
-            instance = match.group(1).replace("\\", "") if match else ""
-        elif line.startswith("(INTERCONNECT"):
-            match = _INTERCONNECT.match(line)
-            if match:
-                src, dst = (("/".join(_split_pin(t))) for t in match.group(1, 2))
-                edges[dst].append((src, _max(match.groups()[2:])))
-        elif line.startswith("(IOPATH"):
-            match = _IOPATH.match(line)
-            if match:
-                a, b = match.group(1, 2)
-                delay = _max(match.groups()[2:])
-                if a in _CLOCK_PINS:
-                    if launch is None or launch(register_of(instance)):
-                        node = f"{instance}/{b}"
-                        starts[node] = max(starts.get(node, 0.0), delay)
-                else:
-                    edges[f"{instance}/{b}"].append((f"{instance}/{a}", delay))
-        elif line.startswith("(SETUP"):
-            match = _SETUP.match(line)
-            if match:
-                node = f"{instance}/{match.group(1)}"
-                setup[node] = max(setup.get(node, 0.0), _max(match.groups()[1:4]))
+    for tok in _TOKEN.finditer(sdf.read_text()):
+        if tok["inst"] is not None:
+            instance = tok["inst"].replace("\\", "")
+        elif tok["src"] is not None:
+            src, dst = ("/".join(_split_pin(t)) for t in (tok["src"], tok["dst"]))
+            edges[dst].append((src, _max_delay(tok["ic"])))
+        elif tok["a"] is not None:
+            delay = _max_delay(tok["io"])
+            if _CLOCK_PIN.match(tok["a"]):
+                if launch is None or launch(register_of(instance)):
+                    node = f"{instance}/{tok['b']}"
+                    starts[node] = max(starts.get(node, 0.0), delay)
+            else:
+                edges[f"{instance}/{tok['b']}"].append((f"{instance}/{tok['a']}", delay))
+        else:
+            node = f"{instance}/{tok['pin']}"
+            setup[node] = max(setup.get(node, 0.0), _max_delay(tok["su"]))
 
     arrival: dict[str, tuple[float, str | None]] = {}
 
@@ -148,3 +143,34 @@ def endpoint_slacks(sdf: Path, period_ns: float,
         failing = {n.rsplit("/", 1)[0] for s, n in items if s < 0}
         out.append(EndpointGroup(reg, worst, len(failing), len(cells), register_of(start_of(node))))
     return sorted(out, key=lambda g: g.slack_ns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nanoquote.hw.sdf_timing timing-s1.sdf --freq 200``: the worst registers."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m nanoquote.hw.sdf_timing", description=main.__doc__)
+    parser.add_argument("sdf", type=Path, help="SDF written by nextpnr (nanoquote build keeps timing-s<seed>.sdf)")
+    parser.add_argument("--freq", type=float, default=200.0, metavar="MHZ", help="target clock (default: 200)")
+    parser.add_argument("--top", type=int, default=30, metavar="N", help="registers to list (default: 30)")
+    parser.add_argument("--static", action="append", default=[], metavar="PREFIX",
+                        help="registers named PREFIX... launch no paths and are not listed (repeatable): "
+                             "what is left if they were multicycle or false paths")
+    args = parser.parse_args(argv)
+
+    def static(register: str) -> bool:
+        return any(register.startswith(p) for p in args.static)
+
+    groups = [g for g in endpoint_slacks(args.sdf, 1000.0 / args.freq, launch=lambda r: not static(r))
+              if not static(g.register)]
+    failing = sum(g.failing_bits for g in groups)
+    worst = groups[0].slack_ns if groups else 0.0
+    print(f"{failing} flip-flops miss {args.freq:g} MHz; worst path {1000.0 / args.freq - worst:.3f} ns "
+          f"({1000.0 / (1000.0 / args.freq - worst):.2f} MHz)")
+    for g in groups[: args.top]:
+        print(f"{g.slack_ns:+8.3f} {g.failing_bits:5}/{g.bits:<5} {g.register}  <- {g.worst_from}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

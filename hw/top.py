@@ -47,7 +47,12 @@ the ladders the host has read; ``soft_reset`` clears them and pulses the pipelin
 has that input; see ``QuotePipeline``).
 
 Timing: the only logic the top adds to the per-update path is the two-way input
-multiplexer in front of the pipeline (one LUT level, selected by a register). The
+multiplexer in front of the pipeline (one LUT level, selected by a register and its
+inverted twin to halve the select's fanout). Where the pipeline's first stage has no
+slack for it, ``input_register=True`` moves the multiplexer in front of a register
+stage instead (one more cycle of ``LATENCY``; no bubbles: the stage takes a new update
+whenever it is empty or the pipeline takes its update; an update waiting there when a
+new configuration is committed is computed with the new one). The
 register read multiplexer reads registers only (captured ladder, counters, latches,
 live configuration, the registered ``settled``); the capture of the register path's
 ladder is enabled by a registered match, so its compare is off the wide enable. With a
@@ -80,22 +85,28 @@ class NanoquoteTop(wiring.Component):
         Price width.
     addr_width : int
         AXI4-Lite byte address width (the map decodes its own size; the rest is DECERR).
+    input_register : bool
+        Put the stream/register-path arbitration behind a register stage (one more cycle
+        of latency, no multiplexer in front of the pipeline's first stage); see the
+        module docstring.
 
     Attributes
     ----------
     LATENCY : int
         Cycles from a market update accepted on ``i`` to its ladder on ``o`` (the
-        pipeline's; the top adds none).
+        pipeline's, plus one with ``input_register``).
     rmap : RegisterMap
         The register map of this build.
     """
 
-    def __init__(self, max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12) -> None:
+    def __init__(self, max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
+                 input_register: bool = False) -> None:
         self.max_levels = max_levels
         self.price_bits = price_bits
         self.addr_width = addr_width
+        self.input_register = input_register
         self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits)
-        self.LATENCY = int(QuotePipeline.LATENCY)
+        self.LATENCY = int(QuotePipeline.LATENCY) + int(input_register)
         if self.LATENCY < 2:
             raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
         self.rmap = register_map(max_levels, price_bits, latency=self.LATENCY)
@@ -145,20 +156,44 @@ class NanoquoteTop(wiring.Component):
             m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
 
         # -- input arbitration: a pending register submit goes first ---------------------------
+        # The select fans out to every payload bit on the per-update path: the prices take
+        # it from an inverted twin register (synthesis keeps both), halving the fanout.
         update_layout = pipe.i.payload.shape()
         pending = Signal()
+        pending_next = Signal()
+        pending_n = Signal(init=1)  # always ~pending
+        m.d.sync += [pending.eq(pending_next), pending_n.eq(~pending_next)]
         pending_update = Signal(update_layout)
-        with m.If(pending):
-            m.d.comb += [pipe.i.payload.eq(pending_update), pipe.i.valid.eq(1), self.i.ready.eq(0)]
-        with m.Else():
-            m.d.comb += [pipe.i.payload.eq(self.i.payload), pipe.i.valid.eq(self.i.valid),
-                         self.i.ready.eq(pipe.i.ready)]
-        m.d.comb += rb.book_submit_busy.eq(pending)
+        sel_prices = ~pending_n
+        chosen = Signal(update_layout)
+        m.d.comb += [
+            chosen.ts.eq(Mux(pending, pending_update.ts, self.i.payload.ts)),
+            chosen.has_bid.eq(Mux(pending, pending_update.has_bid, self.i.payload.has_bid)),
+            chosen.has_ask.eq(Mux(pending, pending_update.has_ask, self.i.payload.has_ask)),
+            chosen.bid.eq(Mux(sel_prices, pending_update.bid, self.i.payload.bid)),
+            chosen.ask.eq(Mux(sel_prices, pending_update.ask, self.i.payload.ask)),
+            rb.book_submit_busy.eq(pending),
+        ]
+        # ``front_ready``: the chosen update is taken this cycle (by the pipeline, or by the
+        # input register); ``accepted``: an update is taken. The order is kept throughout.
+        front_ready = Signal()
+        accepted = Signal()
+        if self.input_register:
+            in_valid = Signal()
+            in_update = Signal(update_layout)
+            m.d.comb += [front_ready.eq(~in_valid | pipe.i.ready),
+                         pipe.i.valid.eq(in_valid), pipe.i.payload.eq(in_update)]
+            with m.If(front_ready):
+                m.d.sync += [in_valid.eq(pending | self.i.valid), in_update.eq(chosen)]
+        else:
+            m.d.comb += [front_ready.eq(pipe.i.ready),
+                         pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
+        m.d.comb += [self.i.ready.eq(~pending & front_ready),
+                     accepted.eq((pending | self.i.valid) & front_ready)]
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
 
-        accepted = Signal()
         delivered = Signal()
-        m.d.comb += [accepted.eq(pipe.i.valid & pipe.i.ready), delivered.eq(pipe.o.valid & pipe.o.ready)]
+        m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
 
         # Sequence numbers of accepted updates and delivered ladders; the pipeline keeps
         # order, so the ladder of update n is the n-th delivered.
@@ -192,11 +227,13 @@ class NanoquoteTop(wiring.Component):
             m.d.sync += captured.eq(ladder)
         with m.If(waiting & is_next & delivered):
             m.d.sync += [waiting.eq(0), ladder_valid.eq(1)]
-        with m.If(pending & pipe.i.ready):
-            m.d.sync += [pending.eq(0), waiting.eq(1), target_seq.eq(accepted_seq)]
+        m.d.comb += pending_next.eq(pending)
+        with m.If(pending & front_ready):
+            m.d.comb += pending_next.eq(0)
+            m.d.sync += [waiting.eq(1), target_seq.eq(accepted_seq)]
         with m.If(rb.book_submit_stb):
+            m.d.comb += pending_next.eq(1)
             m.d.sync += [
-                pending.eq(1),
                 waiting.eq(0),
                 ladder_valid.eq(0),
                 pending_update.ts.eq(rb.book_ts.ts),
@@ -206,7 +243,8 @@ class NanoquoteTop(wiring.Component):
                 pending_update.has_ask.eq(rb.book_submit.has_ask),
             ]
         with m.If(ctl.soft_reset):
-            m.d.sync += [pending.eq(0), waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
+            m.d.comb += pending_next.eq(0)
+            m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
 
         # -- captured ladder -> LADDER_* registers -----------------------------------------------
         m.d.comb += [

@@ -16,14 +16,18 @@ TOPLEVEL = "quote_pipeline"
 
 def pipeline_verilog(
     max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
-    name: str = TOPLEVEL,
+    name: str = TOPLEVEL, emit_src: bool = True,
 ) -> str:
-    """Verilog text of ``QuotePipeline(max_levels, price_bits)`` with top module ``name``."""
+    """Verilog text of ``QuotePipeline(max_levels, price_bits)`` with top module ``name``.
+
+    ``emit_src=False`` leaves out the Python source locations, so the text (and a
+    simulator build keyed on it) only changes when the design does.
+    """
     from amaranth.back import verilog
 
     from .pipeline import QuotePipeline
 
-    return verilog.convert(QuotePipeline(max_levels, price_bits), name=name)
+    return verilog.convert(QuotePipeline(max_levels, price_bits), name=name, emit_src=emit_src)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

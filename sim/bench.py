@@ -65,11 +65,15 @@ def machine_info() -> dict:
     }
 
 
-def read_build(path: Path) -> dict | None:
-    """The figures of a ``nanoquote build`` result, or None when there is none."""
+def read_build(path: Path, check_current: bool = True) -> dict | None:
+    """The figures of a ``nanoquote build`` result, or None when there is none.
+
+    ``current`` says whether the build is of the design in the work tree (its Verilog hash
+    is recomputed; None when that is not possible): a stale fmax is no figure either.
+    """
     try:
         build = json.loads(path.read_text())
-        return {
+        figures = {
             "file": str(path), "top": build["design"]["top"], "design": build["design"]["class"],
             "device": f"{build['target']['device']}-{build['target']['speed']} {build['target']['package']}",
             "target_mhz": build["target"]["freq_mhz"], "fmax_mhz": build["fmax_mhz"],
@@ -79,6 +83,23 @@ def read_build(path: Path) -> dict | None:
         }
     except (OSError, ValueError, KeyError):
         return None
+    figures["current"] = _is_current(build) if check_current else None
+    return figures
+
+
+def _is_current(build: dict) -> bool | None:
+    from nanoquote.hw.build_flow import DEVICES, make_design, ooc_verilog, verilog_sha
+
+    design, target = build["design"], build["target"]
+    flags = {part: flag for flag, part in DEVICES.items()}
+    if design.get("top") not in ("top", "pipeline") or target.get("device") not in flags:
+        return None
+    try:
+        _, component = make_design(design["top"], design["max_levels"], design["price_bits"])
+        _, text = ooc_verilog(component, flags[target["device"]], target["package"], target["speed"])
+    except Exception:  # noqa: BLE001 - a design that does not elaborate cannot be compared
+        return None
+    return verilog_sha(text) == design.get("verilog_sha256")
 
 
 def _golden(sizes: BenchSizes) -> dict:
@@ -180,8 +201,11 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
         fmax = min(build["fmax_mhz"].values())
         seeds = build.get("fmax_by_seed") or {}
         verdict = "meets" if build["pass"] else "misses"
+        spread = (f"; {min(seeds.values()):.1f}-{max(seeds.values()):.1f} over seeds "
+                  f"{','.join(seeds)}" if len(seeds) > 1 else "")
+        stale = {False: " [STALE: the design changed since this build]", None: ""}.get(build.get("current"), "")
         out.append(("fmax", f"{fmax:.1f} MHz ({verdict} {build['target_mhz']:g})",
-                    f"{build['top']} on {build['device']}" + (f", {len(seeds)} seeds" if len(seeds) > 1 else "")))
+                    f"{build['top']} on {build['device']}, first seed{spread}{stale}"))
         if lat is not None and build["latency_ns_at_fmax"] is not None:
             out.append(("tick-to-quote latency", f"{build['latency_ns_at_fmax']:.1f} ns",
                         f"{lat} cycles at {fmax:.1f} MHz"))

@@ -23,7 +23,7 @@ from nanoquote.hw.widths import DatapathWidths
 from .codec import LadderFields, PortCodec
 from .reference import SpecRefreshClock, golden_ladder
 
-__all__ = ["Segment", "Expectation", "expect", "Scoreboard"]
+__all__ = ["Segment", "Expectation", "expect", "Scoreboard", "GoldenRows"]
 
 
 @dataclass
@@ -87,13 +87,13 @@ def expect(segments: list[Segment], widths: DatapathWidths, with_golden: bool = 
                               widths.max_levels, widths.price_max) for book in seg.books()]
         g_refresh = [spec_clock.decide(seg.config, seg.armed, not row.no_mid, t)
                      for row, t in zip(rows, seg.ts.tolist(), strict=True)]
-        out.golden += codec.ladders(_as_arrays(rows), seg.ts, np.array(g_refresh, dtype=bool))
+        out.golden += codec.ladders(GoldenRows(rows), seg.ts, np.array(g_refresh, dtype=bool))
     if not with_golden:
         out.golden = list(out.model)
     return out
 
 
-class _GoldenArrays:
+class GoldenRows:
     """Golden rows shaped like ``LadderArrays`` for :meth:`PortCodec.ladders`."""
 
     def __init__(self, rows: list) -> None:
@@ -106,10 +106,6 @@ class _GoldenArrays:
         self.out_of_domain = np.array([r.out_of_domain for r in rows], dtype=np.int64)
         self.no_mid = np.array([r.no_mid for r in rows], dtype=bool)
         self.crossed = np.array([r.crossed for r in rows], dtype=bool)
-
-
-def _as_arrays(rows: list) -> _GoldenArrays:
-    return _GoldenArrays(rows)
 
 
 @dataclass

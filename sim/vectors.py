@@ -6,6 +6,9 @@ locked books, time going backwards) with uniform draws. The exhaustive grid cove
 a grid of configurations, every position in ``[-M-2, M+2]`` times every residue of
 ``bid + ask`` modulo ``2T`` (the only per-update quantity the datapath's rounding
 depends on), at low, middle and high absolute price levels, plus fixed corner books.
+For ticks too large to enumerate (40001, 65535) it takes the residues within 2 of every
+point where the datapath's comparisons change (``rP`` against 0, ``T``, ``kbr``, ``kar``,
+``2T - 1``).
 """
 
 from __future__ import annotations

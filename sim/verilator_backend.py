@@ -24,7 +24,7 @@ from .amaranth_backend import Handshake
 from .cocotb_pipeline import ScenarioFile
 from .codec import PortCodec
 from .scenario import Segment
-from .toolchain import build_dir_for, prepare_environment, removed_on_failure
+from .toolchain import build_dir_for, build_lock, prepare_environment, removed_on_failure
 
 __all__ = ["VerilatorBuild", "build", "run_verilator", "random_reset_plusargs", "lint",
            "LintResult", "LINT_WAIVERS", "TEST_MODULE"]
@@ -57,30 +57,45 @@ class VerilatorBuild:
 
 @cache
 def _verilog(max_levels: int, price_bits: int) -> str:
-    return pipeline_verilog(max_levels, price_bits)
+    return pipeline_verilog(max_levels, price_bits, emit_src=False)
 
 
 def build(spec: VerilatorBuild) -> Path:
     """Compile (or reuse) the model for ``spec``; returns its build directory."""
     prepare_environment()
-    from cocotb_tools.runner import get_runner
-
     verilog = _verilog(spec.max_levels, spec.price_bits)
     bdir = build_dir_for("verilator", verilog, *spec.args)
+    with build_lock(bdir):
+        return _build_locked(bdir, verilog, spec)
+
+
+def _build_locked(bdir: Path, verilog: str, spec: VerilatorBuild) -> Path:
+    from cocotb_tools.runner import get_runner
+
     exe = bdir / TOPLEVEL
     if exe.exists():
         return bdir
     shutil.rmtree(bdir, ignore_errors=True)  # a half-built directory is never reused
-    with removed_on_failure(bdir):
-        bdir.mkdir(parents=True)
-        source = bdir / f"{TOPLEVEL}.v"
-        source.write_text(verilog)
-        get_runner("verilator").build(
-            sources=[source], hdl_toplevel=TOPLEVEL, build_dir=bdir, build_args=spec.args,
-            log_file=bdir / "build.log",
-        )
-        if not exe.exists():
-            raise RuntimeError(f"Verilator build produced no {exe}; see {bdir / 'build.log'}")
+    failed_log = bdir.with_name(bdir.name + ".failed.log")
+    try:
+        with removed_on_failure(bdir):
+            bdir.mkdir(parents=True)
+            source = bdir / f"{TOPLEVEL}.v"
+            source.write_text(verilog)
+            try:
+                get_runner("verilator").build(
+                    sources=[source], hdl_toplevel=TOPLEVEL, build_dir=bdir,
+                    build_args=spec.args, log_file=bdir / "build.log",
+                )
+            finally:
+                if (bdir / "build.log").exists():
+                    shutil.copy(bdir / "build.log", failed_log)
+            if not exe.exists():
+                raise RuntimeError(f"Verilator build produced no {exe}")
+    except Exception as exc:
+        tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
+        raise RuntimeError(f"Verilator build failed ({exc}); log {failed_log}:\n{tail}") from exc
+    failed_log.unlink(missing_ok=True)
     return bdir
 
 

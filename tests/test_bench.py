@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
+from nanoquote.hw.build_flow import ooc_verilog, verilog_sha
+from nanoquote.hw.pipeline import QuotePipeline
 from nanoquote.sim.bench import read_build, rows
 
 from nanoquote.cli import main
 
 
-def _build_json(tmp_path, fmax=212.5, passed=True):
+def _build_json(tmp_path, fmax=212.5, passed=True, top="pipeline", sha="ab"):
     path = tmp_path / "build.json"
     path.write_text(json.dumps({
-        "design": {"top": "top", "class": "nanoquote.hw.top.NanoquoteTop", "verilog_sha256": "ab"},
+        "design": {"top": top, "class": "nanoquote.hw.pipeline.QuotePipeline", "verilog_sha256": sha,
+                   "max_levels": 8, "price_bits": 31},
         "target": {"device": "LFE5UM5G-85F", "speed": 8, "package": "CABGA381", "freq_mhz": 200.0},
         "fmax_mhz": {"clk": fmax}, "fmax_by_seed": {"1": fmax}, "pass": passed,
         "latency": {"cycles": 5, "ns_at_fmax": round(5000 / fmax, 2), "ns_at_target": 25.0},
@@ -32,8 +35,18 @@ def _result(build):
 
 def test_read_build(tmp_path):
     assert read_build(tmp_path / "missing.json") is None
-    build = read_build(_build_json(tmp_path))
+    build = read_build(_build_json(tmp_path), check_current=False)
     assert build["fmax_mhz"] == {"clk": 212.5} and build["pass"] and build["latency_ns_at_fmax"] == 23.53
+    assert build["current"] is None
+
+
+def test_a_build_of_another_design_is_flagged(tmp_path):
+    _, text = ooc_verilog(QuotePipeline())
+    assert read_build(_build_json(tmp_path, sha=verilog_sha(text)))["current"] is True
+    build = read_build(_build_json(tmp_path, sha="0123"))
+    assert build["current"] is False
+    how = {name: how for name, _, how in rows(_result(build))}
+    assert "STALE" in how["fmax"]
 
 
 def test_rows_say_not_built_without_a_build():
@@ -43,7 +56,8 @@ def test_rows_say_not_built_without_a_build():
 
 
 def test_rows_give_fmax_and_latency_in_ns(tmp_path):
-    table = dict((name, value) for name, value, _ in rows(_result(read_build(_build_json(tmp_path, 190.0, False)))))
+    build = read_build(_build_json(tmp_path, 190.0, False), check_current=False)
+    table = dict((name, value) for name, value, _ in rows(_result(build)))
     assert table["fmax"] == "190.0 MHz (misses 200)"
     assert table["tick-to-quote latency"] == "26.3 ns"
     assert table["pipeline latency"] == "5 cycles"

@@ -48,3 +48,28 @@ def test_ecp5_elaboration_uses_the_dsp_registers():
 def test_operand_width_is_checked():
     with pytest.raises(ValueError):
         RegisteredMultiplier(19, 18)
+
+
+def test_without_the_output_register_the_product_follows_the_operand_register():
+    dut = RegisteredMultiplier(18, 18, output_register=False)
+    assert dut.latency == 1
+    rng = random.Random(9)
+
+    async def bench(ctx):
+        held = (0, 0)
+        for _ in range(200):
+            a, b, en_in = rng.getrandbits(18), rng.getrandbits(18), rng.random() < 0.7
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.en_in, en_in)
+            await ctx.tick()
+            held = (a, b) if en_in else held
+            assert ctx.get(dut.p) == held[0] * held[1]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    text = verilog.convert(RegisteredMultiplier(18, 18, output_register=False),
+                           platform=target_platform("um5g-85k", "CABGA381", 8))
+    assert '.REG_OUTPUT_CLK("NONE")' in text and '.REG_INPUTA_CLK("CLK0")' in text

@@ -168,6 +168,8 @@ def test_flow_on_a_small_design(tmp_path):
     assert result["latency"]["ns_at_fmax"] == pytest.approx(2000 / result["fmax_mhz"]["clk"], abs=0.01)
     path = result["critical_path"]
     assert path["delay_ns"] > 0 and path["to"] and path["sources"]
+    # the SDF analysis finds nextpnr's worst path (here it starts at the DSP's output register)
+    assert 1000 / 50 - result["worst_registers"][0]["slack_ns"] == pytest.approx(path["delay_ns"], abs=0.002)
     assert (tmp_path / "nanoquote.bit").stat().st_size > 0
     assert "nextpnr" in result["tools"]["nextpnr-ecp5"]
 

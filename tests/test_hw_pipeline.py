@@ -20,7 +20,7 @@ from nanoquote.hw.widths import DatapathWidths
 from nanoquote.sim.amaranth_backend import Handshake, run_amaranth
 from nanoquote.sim.codec import PortCodec
 from nanoquote.sim.reference import SpecRefreshClock, golden_ladder
-from nanoquote.sim.scenario import Scoreboard, expect
+from nanoquote.sim.scenario import GoldenRows, Scoreboard, expect
 from nanoquote.sim.vectors import random_scenario
 
 PMAX = (1 << 31) - 1
@@ -131,20 +131,8 @@ def _book(codec: PortCodec, ts: int, bid: int | None, ask: int | None) -> int:
 
 def _golden_raw(codec, config, book, position, refresh) -> int:  # noqa: ANN001
     g = golden_ladder(config, book, position, 0, 0, codec.max_levels, PMAX)
-    return codec.ladders(_Rows([g]), np.array([book.ts], dtype=np.uint64),
+    return codec.ladders(GoldenRows([g]), np.array([book.ts], dtype=np.uint64),
                          np.array([refresh]))[0]
-
-
-class _Rows:
-    def __init__(self, rows) -> None:  # noqa: ANN001
-        for name in ("bid_price", "ask_price"):
-            setattr(self, name, np.array([getattr(r, name) for r in rows], dtype=np.int64))
-        for name in ("bid_post", "ask_post"):
-            setattr(self, name, np.array([getattr(r, name) for r in rows], dtype=np.uint64))
-        for name in ("bid_count", "ask_count", "out_of_domain"):
-            setattr(self, name, np.array([getattr(r, name) for r in rows], dtype=np.int64))
-        for name in ("no_mid", "crossed"):
-            setattr(self, name, np.array([getattr(r, name) for r in rows], dtype=bool))
 
 
 def test_one_update_per_clock_and_fixed_latency() -> None:

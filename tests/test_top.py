@@ -23,8 +23,9 @@ from nanoquote.sim.amaranth_server import AxiLiteSimMaster
 from nanoquote.sim.tb_top_support import AsyncRegisters, expected_ladder, simulate, test_seed
 
 
-def run_top(bench, name, *, max_levels=8, price_bits=31, background=(), stall=0.0, seed=0, o_ready=1):
-    dut = NanoquoteTop(max_levels=max_levels, price_bits=price_bits)
+def run_top(bench, name, *, max_levels=8, price_bits=31, background=(), stall=0.0, seed=0, o_ready=1,
+            input_register=False):
+    dut = NanoquoteTop(max_levels=max_levels, price_bits=price_bits, input_register=input_register)
 
     async def testbench(ctx):
         ctx.set(dut.o.ready, o_ready)
@@ -283,7 +284,8 @@ def test_counters_sticky_errors_and_soft_reset():
 # -- the stream and the register path together -------------------------------------------------
 
 
-def test_stream_and_register_path_share_the_pipeline():
+@pytest.mark.parametrize("input_register", [False, True])
+def test_stream_and_register_path_share_the_pipeline(input_register):
     seed = test_seed(21)
     rng = random.Random(seed)
     config = MarketMakerConfig(num_levels=4)
@@ -336,7 +338,7 @@ def test_stream_and_register_path_share_the_pipeline():
             assert {k2: got[k2] for k2 in want} == want, f"seed {seed} submit {k}"
         await regs.bus.idle(3000)
 
-    dut = NanoquoteTop()
+    dut = NanoquoteTop(input_register=input_register)
     bg = [stream_driver, ready_toggler]
 
     async def testbench(ctx):
@@ -369,7 +371,8 @@ def test_stream_and_register_path_share_the_pipeline():
     assert stream_ts == sent, f"seed {seed}: stream updates lost, duplicated or reordered"
 
 
-def test_submit_refused_while_one_waits_under_backpressure():
+@pytest.mark.parametrize("input_register", [False, True])
+def test_submit_refused_while_one_waits_under_backpressure(input_register):
     config = MarketMakerConfig()
 
     async def bench(ctx, dut, regs):
@@ -380,18 +383,21 @@ def test_submit_refused_while_one_waits_under_backpressure():
         await regs.bus.idle(20)
         await regs.submit(2, 200000, 200050)  # waits in front of the stalled pipeline
         await regs.bus.idle(20)
+        if input_register:  # the input register holds one more: fill it from the register path
+            await regs.submit(3, 200000, 200050)
+            await regs.bus.idle(20)
         submit = dut.rmap["BOOK_SUBMIT"].address
         assert await regs.bus.write(submit, 0b11) == Resp.SLVERR
         assert (await regs.read_fields("ERRORS"))["bus_error"] == 1
         assert (await regs.read_fields("LADDER_STATUS"))["valid"] == 0
-        assert await regs.read("COUNT_UPDATES") == 1
+        assert await regs.read("COUNT_UPDATES") == 1 + input_register
         ctx.set(dut.o.ready, 1)
         got = await regs.ladder()
-        want = expected_ladder(config, BookUpdate(2, 200000, 200050), 0, 0, 0, 8, 31)
+        want = expected_ladder(config, BookUpdate(2 + input_register, 200000, 200050), 0, 0, 0, 8, 31)
         assert {k: got[k] for k in want} == want
-        assert await regs.read("COUNT_LADDERS") == 2
+        assert await regs.read("COUNT_LADDERS") == 2 + input_register
 
-    run_top(bench, "top_busy", o_ready=0)
+    run_top(bench, f"top_busy_{input_register}", o_ready=0, input_register=input_register)
 
 
 def _pipeline_has_soft_reset() -> bool:

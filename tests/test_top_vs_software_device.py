@@ -83,11 +83,11 @@ def _session(rng: random.Random, rmap, soft_reset: bool):
     return ops
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_random_session_matches_software_device(seed):
+@pytest.mark.parametrize(("seed", "input_register"), [(1, False), (2, False), (3, True)])
+def test_random_session_matches_software_device(seed, input_register):
     seed = test_seed(seed)
     rng = random.Random(seed)
-    dut = NanoquoteTop()
+    dut = NanoquoteTop(input_register=input_register)
     soft_reset = "soft_reset" in dut.pipeline.signature.members
     model = SoftwareDevice(dut.max_levels, dut.price_bits, dut.LATENCY)
     rmap = dut.rmap
