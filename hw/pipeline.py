@@ -34,7 +34,8 @@ until S2..S5 are empty, becomes the coefficient stage's input, and is released a
 ``CoefficientUnit.settle_cycles`` cycles. So an update accepted at a clock edge sees
 exactly the port values present at that edge, and every update sees one consistent
 coefficient set. ``settled`` is low while a change is pending or settling. Reset clears
-the refresh state and starts a settle.
+the refresh state and starts a settle; ``soft_reset`` (a one-cycle pulse) clears the
+refresh state only, leaving updates in flight and the configuration as they are.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class QuotePipeline(wiring.Component):
             "o": Out(stream.Signature(ladder_out_layout(max_levels, price_bits))),
             "cfg": In(pipeline_config_layout(max_levels, price_bits)),
             "armed": In(1),
+            "soft_reset": In(1),
             "position": In(signed(POSITION_BITS)),
             "live_bid_qty": In(LIVE_QTY_BITS),
             "live_ask_qty": In(LIVE_QTY_BITS),
@@ -185,6 +187,7 @@ class QuotePipeline(wiring.Component):
             timer.eligible.eq(s1_leaves & s1_armed & s1_quotable),
             timer.ts.eq(s1_ts),
             timer.commit.eq(advance),
+            timer.clear.eq(self.soft_reset),
         ]
 
         # -- S3 --------------------------------------------------------------------------

@@ -12,6 +12,10 @@ it over one cycle later. The decision compares ``ts`` with both the pending and 
 stored deadline (two carry chains in parallel) and picks one by a register. While the
 pipeline settles a new configuration, the deadline is recomputed from ``last`` and the
 new interval (no update is in flight then).
+
+``clear`` (a soft reset) empties the clock: ``last = 0``, no refresh yet, deadline
+``interval``. Updates already past the decision keep their ``refresh`` flag, but their
+refresh no longer moves the clock.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -38,6 +42,8 @@ class RefreshTimer(wiring.Component):
         Its timestamp.
     commit : In
         The pipeline advances this cycle (the update moves on with the decision).
+    clear : In
+        Soft reset: forget every refresh so far (one-cycle pulse).
     fire : Out
         The decision (combinational).
     fired : Out
@@ -50,6 +56,7 @@ class RefreshTimer(wiring.Component):
     eligible: In(1)
     ts: In(TS_BITS)
     commit: In(1)
+    clear: In(1)
     fire: Out(1)
     fired: Out(1)
 
@@ -60,14 +67,17 @@ class RefreshTimer(wiring.Component):
         deadline = Signal(TS_BITS + 1)
         fired_ts = Signal(TS_BITS)  # the update one stage ahead: ts and ts + interval
         fired_plus = Signal(TS_BITS + 1)
-        pending = self.fired
+        # ``fired`` unless a clear came after it: the refresh the clock has yet to take over
+        pending = Signal()
         first = ~self.legacy & ~quoted & ~pending
         reached = Mux(pending, self.ts >= fired_plus, self.ts >= deadline)
         m.d.comb += self.fire.eq(self.eligible & (first | reached))
         with m.If(self.commit):
-            m.d.sync += [self.fired.eq(self.fire), fired_ts.eq(self.ts),
+            m.d.sync += [self.fired.eq(self.fire), pending.eq(self.fire), fired_ts.eq(self.ts),
                          fired_plus.eq(self.ts + self.interval)]
-        with m.If(pending):  # take the refresh over (repeats harmlessly while stalled)
+        with m.If(self.clear):
+            m.d.sync += [pending.eq(0), last.eq(0), quoted.eq(0), deadline.eq(self.interval)]
+        with m.Elif(pending):  # take the refresh over (repeats harmlessly while stalled)
             m.d.sync += [last.eq(fired_ts), quoted.eq(1), deadline.eq(fired_plus)]
         with m.Elif(self.settling):
             m.d.sync += deadline.eq(last + self.interval)

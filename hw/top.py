@@ -43,8 +43,7 @@ counters and error bits are off the ladder stream's path.
 Refresh state: ``LAST_QUOTE_TIME`` and ``STATUS.has_quoted`` follow the delivered
 ladders (a ladder with ``refresh`` sets them to its ``ts``), so they always agree with
 the ladders the host has read; ``soft_reset`` clears them and pulses the pipeline's
-``soft_reset`` input, which clears the pipeline's own refresh clock (when the pipeline
-has that input; see ``QuotePipeline``).
+``soft_reset`` input, which clears the pipeline's own refresh clock.
 
 Timing: the only logic the top adds to the per-update path is the two-way input
 multiplexer in front of the pipeline (one LUT level, selected by a register and its
@@ -152,8 +151,7 @@ class NanoquoteTop(wiring.Component):
         with m.If(ctl.rearm):
             m.d.sync += [killed.eq(0), armed.eq(1)]
         m.d.comb += pipe.armed.eq(armed)
-        if "soft_reset" in pipe_ports:
-            m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
+        m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
 
         # -- input arbitration: a pending register submit goes first ---------------------------
         # The select fans out to every payload bit on the per-update path: the prices take

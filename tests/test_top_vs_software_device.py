@@ -31,14 +31,14 @@ def _random_config(rng: random.Random) -> MarketMakerConfig:
         tick_size=rng.choice([1, 5, 25]), refresh_interval_ns=rng.choice([0, 50, 1000]))
 
 
-def _session(rng: random.Random, rmap, soft_reset: bool):
+def _session(rng: random.Random, rmap):
     """Bus operations: ("r", address) or ("w", address, value, strobe); "poll" waits for a ladder."""
     def words(name, value):
         reg = rmap[name]
         return [("w", a, (value >> (32 * i)) & 0xFFFFFFFF, 0xF) for i, a in enumerate(reg.addresses)]
 
     control = rmap["CONTROL"]
-    pulses = ["arm"] * 4 + ["rearm"] * 2 + ["disarm", "kill", "clear_counters"] + (["soft_reset"] if soft_reset else [])
+    pulses = ["arm"] * 4 + ["rearm"] * 2 + ["disarm", "kill", "clear_counters", "soft_reset"]
     ts = 0
     ops = []
     for _ in range(80):
@@ -88,10 +88,9 @@ def test_random_session_matches_software_device(seed, input_register):
     seed = test_seed(seed)
     rng = random.Random(seed)
     dut = NanoquoteTop(input_register=input_register)
-    soft_reset = "soft_reset" in dut.pipeline.signature.members
     model = SoftwareDevice(dut.max_levels, dut.price_bits, dut.LATENCY)
     rmap = dut.rmap
-    ops = _session(rng, rmap, soft_reset)
+    ops = _session(rng, rmap)
     settled = rmap["STATUS"].field("settled").mask
     status_address = rmap["STATUS"].address
 
