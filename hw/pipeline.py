@@ -28,14 +28,22 @@ or reordered. ``i.ready`` depends on ``o.ready`` and on registers, never on ``i.
 (nor on the configuration ports).
 
 Configuration rule: S1 takes a snapshot of ``cfg``, ``position`` and ``live_*_qty``
-with every update it accepts (and every cycle it holds none) and notes whether it
-differs from the coefficient stage's inputs. A differing snapshot holds in S1 (``i.ready`` low)
-until S2..S5 are empty, becomes the coefficient stage's input, and is released after
-``CoefficientUnit.settle_cycles`` cycles. So an update accepted at a clock edge sees
-exactly the port values present at that edge, and every update sees one consistent
+with every update it accepts (and every cycle it holds none) and notes whether it may
+differ from the coefficient stage's inputs. A differing snapshot holds in S1 (``i.ready``
+low) until S2..S5 are empty, becomes the coefficient stage's input, and is released
+after ``CoefficientUnit.settle_cycles`` cycles. So an update accepted at a clock edge
+sees exactly the port values present at that edge, and every update sees one consistent
 coefficient set. ``settled`` is low while a change is pending or settling. Reset clears
 the refresh state and starts a settle; ``soft_reset`` (a one-cycle pulse) clears the
 refresh state only, leaving updates in flight and the configuration as they are.
+
+Whether the ports changed: with ``config_strobe=True`` the ``config_changed`` input says
+so (high in every cycle whose port values differ from the previous cycle's, e.g. the
+cycle after a register commit; the ports are zero after reset unless it is high in the
+first cycle). A strobe with unchanged values costs one settle and is otherwise harmless.
+Without it (the default, for a free-standing pipeline) the pipeline compares the ports
+with their values one cycle earlier: a comparator as wide as the configuration, which a
+register-driven top level avoids by the strobe.
 """
 
 from __future__ import annotations
@@ -70,6 +78,9 @@ class QuotePipeline(wiring.Component):
         Build-time maximum of ``num_levels``.
     price_bits : int
         Prices are ``1 .. 2**price_bits - 1``.
+    config_strobe : bool
+        Add the ``config_changed`` input instead of comparing the configuration ports
+        with their previous values (see the module docstring).
 
     Attributes
     ----------
@@ -80,10 +91,13 @@ class QuotePipeline(wiring.Component):
     LATENCY = 5
 
     def __init__(
-        self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS
+        self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
+        *, config_strobe: bool = False,
     ) -> None:
         self.widths = DatapathWidths(max_levels, price_bits)
         self.coefficients = CoefficientUnit(self.widths)
+        self.config_strobe = config_strobe
+        strobe = {"config_changed": In(1)} if config_strobe else {}
         super().__init__({
             "i": In(stream.Signature(market_update_layout(price_bits))),
             "o": Out(stream.Signature(ladder_out_layout(max_levels, price_bits))),
@@ -94,6 +108,7 @@ class QuotePipeline(wiring.Component):
             "live_bid_qty": In(LIVE_QTY_BITS),
             "live_ask_qty": In(LIVE_QTY_BITS),
             "settled": Out(1),
+            **strobe,
         })
 
     @property
@@ -112,7 +127,14 @@ class QuotePipeline(wiring.Component):
         ports = Cat(self.cfg.as_value(), self.position, self.live_bid_qty, self.live_ask_qty)
         snapshot = Signal(len(ports))  # S1: the ports as the update in S1 was accepted
         copies = Signal(len(ports))  # the coefficient stage's inputs
-        snap_diff = Signal()  # snapshot != copies
+        snap_diff = Signal()  # the snapshot may differ from the copies
+        if self.config_strobe:
+            changed = self.config_changed
+        else:
+            ports_before = Signal(len(ports))
+            m.d.sync += ports_before.eq(ports)
+            changed = ports != ports_before
+        unseen = Signal()  # the ports changed after the snapshot was last taken
         m.d.comb += Cat(co.cfg.as_value(), co.position, co.live_bid, co.live_ask).eq(copies)
         settle = Signal(range(co.settle_cycles + 1), init=co.settle_cycles)
         settling = Signal(init=1)  # settle != 0, registered
@@ -125,8 +147,8 @@ class QuotePipeline(wiring.Component):
         # follows the ports every cycle (but the cycle it is taken over), so a change is
         # seen at once even during a settle.
         snap_en = s1_en | (~valid[0] & ~load)
-        snap_diff_next = Mux(load, 0, Mux(snap_en, ports != copies, snap_diff))
-        m.d.sync += [snap_diff.eq(snap_diff_next),
+        snap_diff_next = Mux(load, 0, Mux(snap_en, snap_diff | unseen | changed, snap_diff))
+        m.d.sync += [snap_diff.eq(snap_diff_next), unseen.eq(~snap_en & (unseen | changed)),
                      hold.eq(snap_diff_next | load | (settle > 1))]
         with m.If(load):
             m.d.sync += [copies.eq(snapshot), settle.eq(co.settle_cycles), settling.eq(1)]

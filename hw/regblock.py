@@ -121,6 +121,9 @@ class RegisterBlock(wiring.Component):
         For WP registers: the written fields for one cycle, the write pulse, a refusal.
     <name> : ``In(register_layout(reg))`` for RO registers outside the constant groups
         The value a read returns.
+    committed : ``Out(1)``
+        High in the first cycle the live copies of the staged registers hold a commit's
+        values (the only cycles in which they change).
     """
 
     def __init__(self, rmap: RegisterMap, *, addr_width: int = 12) -> None:
@@ -128,7 +131,8 @@ class RegisterBlock(wiring.Component):
             raise ValueError(f"the register map needs {rmap.size:#x} bytes, the bus decodes {1 << addr_width:#x}")
         self.rmap = rmap
         self.addr_width = addr_width
-        members: dict[str, object] = {"bus": In(RegisterPortSignature(addr_width))}
+        members: dict[str, object] = {"bus": In(RegisterPortSignature(addr_width)),
+                                      "committed": Out(1)}
         for reg in rmap:
             name, layout = port_name(reg), register_layout(reg)
             if reg.access is Access.RO:
@@ -279,6 +283,7 @@ class RegisterBlock(wiring.Component):
         with m.If(commit):
             for name, value in shadow.items():
                 m.d.sync += live[name].eq(value)
+        m.d.sync += self.committed.eq(commit)
 
         # -- read, stage A: decode the address into registers -----------------------------------------
         snapshots = {}

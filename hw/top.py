@@ -104,7 +104,7 @@ class NanoquoteTop(wiring.Component):
         self.price_bits = price_bits
         self.addr_width = addr_width
         self.input_register = input_register
-        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits)
+        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True)
         self.LATENCY = int(QuotePipeline.LATENCY) + int(input_register)
         if self.LATENCY < 2:
             raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
@@ -125,7 +125,6 @@ class NanoquoteTop(wiring.Component):
         m.submodules.pipeline = pipe = self.pipeline
         wiring.connect(m, wiring.flipped(self.axil), slave.axil)
         wiring.connect(m, slave.regs, rb.bus)
-        pipe_ports = pipe.signature.members
         ctl = rb.control
 
         # -- live configuration and inventory -> pipeline (matched by field name) --------------
@@ -138,6 +137,8 @@ class NanoquoteTop(wiring.Component):
             m.d.comb += getattr(pipe.cfg, name).eq(sources[name])
         for name in ("position", "live_bid_qty", "live_ask_qty"):
             m.d.comb += getattr(pipe, name).eq(sources[name])
+        # the live copies change only at a commit: it tells the pipeline so
+        m.d.comb += pipe.config_changed.eq(rb.committed)
 
         # -- arm / kill latches ----------------------------------------------------------------
         armed = Signal()
@@ -267,10 +268,10 @@ class NanoquoteTop(wiring.Component):
             rb.status.armed.eq(armed),
             rb.status.killed.eq(killed),
         ]
-        # ``settled`` comes from a wide comparator in the pipeline: register it so the
-        # register read multiplexer does not sit behind it (status is one cycle late).
+        # registered, so the register read multiplexer does not sit behind the pipeline's
+        # control logic (status is one cycle late)
         settled = Signal()
-        m.d.sync += settled.eq(pipe.settled if "settled" in pipe_ports else 1)
+        m.d.sync += settled.eq(pipe.settled)
         m.d.comb += rb.status.settled.eq(settled)
         # The refresh clock's state as the delivered ladders report it: a ladder with
         # ``refresh`` moved it to that ladder's ``ts`` (so the value always matches the
