@@ -356,10 +356,11 @@ def render_c_header(rmap: RegisterMap) -> str:
 def render_json(rmap: RegisterMap) -> str:
     data = {
         "magic": MAGIC, "version": [VERSION_MAJOR, VERSION_MINOR],
-        "max_levels": rmap.max_levels, "price_bits": rmap.price_bits, "size": rmap.size,
+        "max_levels": rmap.max_levels, "price_bits": rmap.price_bits, "latency": rmap.latency,
+        "size": rmap.size,
         "registers": [
             {"name": r.name, "address": r.address, "words": r.words, "access": r.access.value,
-             "staged": r.staged, "doc": r.doc,
+             "staged": r.staged, "group": r.group, "doc": r.doc,
              "fields": [{"name": f.name, "offset": f.offset, "width": f.width, "reset": f.reset,
                          "signed": f.signed, "doc": f.doc} for f in r.fields]}
             for r in rmap

@@ -53,10 +53,11 @@ def test_json_round_trips_the_map(max_levels):
     data = json.loads(render("json", max_levels))
     assert data["magic"] == MAGIC and data["version"] == [VERSION_MAJOR, VERSION_MINOR]
     assert (data["max_levels"], data["price_bits"], data["size"]) == (max_levels, 31, rmap.size)
+    assert data["latency"] == rmap.latency == rmap["BUILD"].field("latency").reset
     assert [r["name"] for r in data["registers"]] == [r.name for r in rmap]
     for reg, item in zip(rmap, data["registers"], strict=True):
-        assert (item["address"], item["words"], Access(item["access"]), item["staged"], item["doc"]) == (
-            reg.address, reg.words, reg.access, reg.staged, reg.doc)
+        assert (item["address"], item["words"], Access(item["access"]), item["staged"], item["group"],
+                item["doc"]) == (reg.address, reg.words, reg.access, reg.staged, reg.group, reg.doc)
         fields = [(f["name"], f["offset"], f["width"], f["reset"], f["signed"], f["doc"])
                   for f in item["fields"]]
         assert fields == [(f.name, f.offset, f.width, f.reset, f.signed, f.doc) for f in reg.fields]
