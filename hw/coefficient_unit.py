@@ -13,10 +13,10 @@ Outputs describe *candidate 0* (bid offset ``max(kbq, e)``, ask offset ``max(-ka
 level by level, plus how many levels further out the other candidates sit
 (``bid_shift``: ``[rP < kbr]`` adds 0 or 1 level; ``ask_shift1``/``ask_shift2``: ``[rP > 0]``
 and ``[rP > kar]`` add 0 or 1 level each). Per level ``j``: the price constant ``K[j]``
-(bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and, through ``level_step[j] =
-j*2T``, the window of ``P = bid + ask`` for which that price is in ``1 .. 2**pb - 1``:
-``LOP + j*2T <= P < HIP + j*2T`` for bids, ``LOP - j*2T <= P < HIP - j*2T`` for asks
-(``qP >= k`` exactly when ``P >= k*d``).
+(bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and the bounds of the window of
+``P = bid + ask`` for which that price is in ``1 .. 2**pb - 1``: ``LOP + j*2T <= P <
+HIP + j*2T`` for bids, ``LOP - j*2T <= P < HIP - j*2T`` for asks (``qP >= k`` exactly
+when ``P >= k*d``), each bound clamped to ``0 .. 2**(pb+1)``.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class CoefficientUnit(wiring.Component):
 
     def __init__(self, widths: DatapathWidths) -> None:
         self.widths = w = widths
-        lv, pb, db = w.max_levels, w.price_bits, w.domain_bits
+        lv, pb = w.max_levels, w.price_bits
         super().__init__({
             "cfg": In(pipeline_config_layout(lv, pb)),
             "position": In(signed(POSITION_BITS)),
@@ -120,15 +120,10 @@ class CoefficientUnit(wiring.Component):
             "ask_shift2": Out(1),
             "bid_k": Out(data.ArrayLayout(unsigned(pb), w.bid_windows)),
             "ask_k": Out(data.ArrayLayout(unsigned(pb), w.ask_windows)),
-            "bid_lop": Out(signed(db)),
-            "bid_hip": Out(signed(db)),
-            "ask_lop": Out(signed(db)),
-            "ask_hip": Out(signed(db)),
-            "bid_lop_far": Out(signed(db)),
-            "bid_hip_far": Out(signed(db)),
-            "ask_lop_far": Out(signed(db)),
-            "ask_hip_far": Out(signed(db)),
-            "level_step": Out(data.ArrayLayout(unsigned(w.step_bits), w.ask_windows)),
+            "bid_lo": Out(data.ArrayLayout(unsigned(w.bound_bits), w.bid_windows)),
+            "bid_hi": Out(data.ArrayLayout(unsigned(w.bound_bits), w.bid_windows)),
+            "ask_lo": Out(data.ArrayLayout(unsigned(w.bound_bits), w.ask_windows)),
+            "ask_hi": Out(data.ArrayLayout(unsigned(w.bound_bits), w.ask_windows)),
             "bid_gate": Out(lv),
             "ask_gate": Out(lv),
             "bid_count": Out(w.level_bits),
@@ -298,10 +293,6 @@ class CoefficientUnit(wiring.Component):
         hip0_b = reg("hip0_b", signed(db), odb + qd)
         lop0_a = reg("lop0_a", signed(db), d_eff - oda)
         hip0_a = reg("hip0_a", signed(db), qd - oda)
-        # bounds 2**step_bits further out: beyond them every window comparison is settled
-        far = 1 << w.step_bits
-        far_b = [reg(f"{n}_far", signed(db), v + far) for n, v in (("lop_b", lop0_b), ("hip_b", hip0_b))]
-        far_a = [reg(f"{n}_far", signed(db), v - far) for n, v in (("lop_a", lop0_a), ("hip_a", hip0_a))]
 
         # -- level chains: level j from level j-1, one stage per level -------------------
         def chain(tag: str, first: Signal, step: Value, shape: Shape | int, n: int) -> list[Signal]:
@@ -317,6 +308,22 @@ class CoefficientUnit(wiring.Component):
         ask_k = chain("ak", k0_a, t, pb, na)
         steps = chain("lstep", reg("lstep_0", w.step_bits, 0), d, w.step_bits, na)
 
+        # -- window bounds on P, one register each, clamped to 0 .. 2**wsum (P < 2**wsum - 1,
+        # so clamping changes no comparison): the per-update stage compares P with each
+        # bound directly, one carry chain per bound and nothing after it
+        span = 1 << wsum
+
+        def bounds(tag: str, base: Signal, n: int, sign: int) -> list[Signal]:
+            out = []
+            for j in range(n):
+                raw = reg(f"{tag}_raw{j}", signed(db + 1), base + steps[j] if sign > 0 else base - steps[j])
+                out.append(reg(f"{tag}{j}", w.bound_bits,
+                               Mux(raw < 0, 0, Mux(raw > span, span, raw[:w.bound_bits]))))
+            return out
+
+        win = {"bid_lo": bounds("wlo_b", lop0_b, nb, 1), "bid_hi": bounds("whi_b", hip0_b, nb, 1),
+               "ask_lo": bounds("wlo_a", lop0_a, na, -1), "ask_hi": bounds("whi_a", hip0_a, na, -1)}
+
         # -- gating: thermometer of (i+1)*size, no division -------------------------------
         sizes = chain("size", reg("size_0", 23, size), size, 23, lv)
         bid_gate, ask_gate = [], []
@@ -331,21 +338,18 @@ class CoefficientUnit(wiring.Component):
         ask_count = reg("ask_count", w.level_bits, popcount(gate_a))
 
         outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, th_zero, bid_count,
-                                 ask_count, bid_shift, ask_shift1, ask_shift2, lop0_b, hip0_b,
-                                 lop0_a, hip0_a, *far_b, *far_a, *bid_gate, *ask_gate]
+                                 ask_count, bid_shift, ask_shift1, ask_shift2, *bid_gate, *ask_gate]
         df.comb += [
             self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
             self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(th_zero),
-            self.bid_lop.eq(lop0_b), self.bid_hip.eq(hip0_b),
-            self.ask_lop.eq(lop0_a), self.ask_hip.eq(hip0_a),
-            self.bid_lop_far.eq(far_b[0]), self.bid_hip_far.eq(far_b[1]),
-            self.ask_lop_far.eq(far_a[0]), self.ask_hip_far.eq(far_a[1]),
             self.bid_shift.eq(bid_shift), self.ask_shift1.eq(ask_shift1),
             self.ask_shift2.eq(ask_shift2),
             self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),
             self.bid_count.eq(bid_count), self.ask_count.eq(ask_count),
         ]
-        for port, levels in ((self.bid_k, bid_k), (self.ask_k, ask_k), (self.level_step, steps)):
+        arrays = [(self.bid_k, bid_k), (self.ask_k, ask_k),
+                  *((getattr(self, name), levels) for name, levels in win.items())]
+        for port, levels in arrays:
             for j, sig in enumerate(levels):
                 df.comb.append(port[j].eq(sig))
                 outputs.append(sig)

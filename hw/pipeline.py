@@ -189,16 +189,13 @@ class QuotePipeline(wiring.Component):
             s2_pp.append(unit.p)
         s2_quotable, s2_crossed = Signal(), Signal()
         s2_ts = Signal(TS_BITS)
-        # P against level 0's window bounds, saturated to -1 .. 2**sb (beyond every
-        # j*2T, so no comparison changes; the two limits are compared in parallel with
-        # the subtraction); S3 compares these with j*2T
-        sb = w.step_bits
-        diff = signed(sb + 2)
-        s2_lo_b, s2_hi_b, s2_lo_a, s2_hi_a = (Signal(diff, name=f"s2_{n}")
-                                              for n in ("lo_b", "hi_b", "lo_a", "hi_a"))
-
-        def saturated(v: Value, below: Value, beyond: Value) -> Value:
-            return Mux(below, -1, Mux(beyond, 1 << sb, v[:sb]))
+        # P against every window's bounds, one carry chain each; S3 combines them. Each
+        # side compares its own copy of P (halves the fanout of S1's register).
+        s1_p_bid, s1_p_ask = Signal(wsum, name="s1_p_bid"), Signal(wsum, name="s1_p_ask")
+        with m.If(s1_en):
+            m.d.sync += [s1_p_bid.eq(p_in), s1_p_ask.eq(p_in)]
+        s2_ge_b, s2_lt_b = Signal(w.bid_windows), Signal(w.bid_windows)
+        s2_ge_a, s2_lt_a = Signal(w.ask_windows), Signal(w.ask_windows)
 
         s2_gate_b, s2_gate_a = Signal(lv), Signal(lv)
         s2_count_b, s2_count_a = Signal(w.level_bits), Signal(w.level_bits)
@@ -221,7 +218,6 @@ class QuotePipeline(wiring.Component):
         s3_ts = Signal(TS_BITS)
         s3_count_b, s3_count_a = Signal(w.level_bits), Signal(w.level_bits)
         s3_gate_b, s3_gate_a = Signal(lv), Signal(lv)
-        step = co.level_step
         s3_dom_b = Signal(w.bid_windows)  # window j holds (bid: LOP+j*2T <= P < HIP+j*2T)
         s3_dom_a = Signal(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
 
@@ -279,10 +275,10 @@ class QuotePipeline(wiring.Component):
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
                 s2_ts.eq(s1_ts),
-                s2_lo_b.eq(saturated(s1_p - co.bid_lop, s1_p < co.bid_lop, s1_p >= co.bid_lop_far)),
-                s2_hi_b.eq(saturated(s1_p - co.bid_hip, s1_p < co.bid_hip, s1_p >= co.bid_hip_far)),
-                s2_lo_a.eq(saturated(co.ask_lop - s1_p, s1_p > co.ask_lop, s1_p <= co.ask_lop_far)),
-                s2_hi_a.eq(saturated(co.ask_hip - s1_p, s1_p > co.ask_hip, s1_p <= co.ask_hip_far)),
+                s2_ge_b.eq(Cat(*(s1_p_bid >= co.bid_lo[j] for j in range(w.bid_windows)))),
+                s2_lt_b.eq(Cat(*(s1_p_bid < co.bid_hi[j] for j in range(w.bid_windows)))),
+                s2_ge_a.eq(Cat(*(s1_p_ask >= co.ask_lo[j] for j in range(w.ask_windows)))),
+                s2_lt_a.eq(Cat(*(s1_p_ask < co.ask_hi[j] for j in range(w.ask_windows)))),
                 s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
                 s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
                 s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
@@ -298,10 +294,8 @@ class QuotePipeline(wiring.Component):
                 s3_count_a.eq(s2_count_a),
                 s3_gate_b.eq(s2_gate_b),
                 s3_gate_a.eq(s2_gate_a),
-                s3_dom_b.eq(Cat(*((s2_lo_b >= step[j]) & (s2_hi_b < step[j])
-                                  for j in range(w.bid_windows)))),
-                s3_dom_a.eq(Cat(*((s2_lo_a <= step[j]) & (s2_hi_a > step[j])
-                                  for j in range(w.ask_windows)))),
+                s3_dom_b.eq(s2_ge_b & s2_lt_b),
+                s3_dom_a.eq(s2_ge_a & s2_lt_a),
                 # S4
                 valid[3].eq(valid[2]),
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),

@@ -100,6 +100,11 @@ class DatapathWidths:
         return max(self.price_bits, 28) + 6
 
     @property
+    def bound_bits(self) -> int:
+        """A window bound on ``P`` clamped to ``0 .. 2**sum_bits``."""
+        return self.sum_bits + 1
+
+    @property
     def step_bits(self) -> int:
         """``j * 2T`` for ``j <= max_levels + 1``: below ``66 * 2**17``."""
         return 24
