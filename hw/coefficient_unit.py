@@ -53,7 +53,8 @@ class _Dataflow:
         return max((self.depth.get(id(s), 0) for s in deps), default=0)
 
     def reg(self, name: str, shape: Shape | int, expr: Value | int) -> Signal:
-        sig = Signal(shape, name=name)
+        # no reset: the pipeline settles the unit after reset, recomputing every register
+        sig = Signal(shape, name=name, reset_less=True)
         expr = Value.cast(expr)
         self.depth[id(sig)] = 1 + self._depth_of(expr)
         self.sync.append(sig.eq(expr))

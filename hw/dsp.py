@@ -38,26 +38,40 @@ class RegisteredMultiplier(wiring.Component):
         Operand widths, at most 18 each.
     signed_ : bool
         Both operands are two's complement (the product is then signed).
+    input_register : bool
+        With ``False`` the operand registers are bypassed (``en_in`` unused): the DSP
+        multiplies fabric registers routed to it, for a producer whose logic would
+        otherwise sit in front of the DSP's input register.
     output_register : bool
         With ``False`` the DSP's output register is bypassed (``en_out`` unused): ``p`` is
         the product of the registered operands one clock after them, for a consumer that
         registers it in the fabric next to its own logic.
+    split_enables : bool
+        Adds ``en_b``: ``en_in`` then loads ``a`` only and ``en_b`` loads ``b``, so ``b``
+        can be reloaded (a new coefficient) while ``a`` holds its operand.
     """
 
     LATENCY = LATENCY
 
     def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False,
-                 output_register: bool = True) -> None:
+                 input_register: bool = True, output_register: bool = True,
+                 split_enables: bool = False) -> None:
         if not (1 <= a_width <= 18 and 1 <= b_width <= 18):
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"operands must be 1..18 bits, got {a_width} and {b_width}")
+        if not (input_register or output_register):
+            self._MustUse__silence = True
+            raise ValueError("a RegisteredMultiplier needs its input or its output register")
         self.signed = signed_
+        self.input_register = input_register
         self.output_register = output_register
-        self.latency = LATENCY if output_register else LATENCY - 1
+        self.split_enables = split_enables
+        self.latency = int(input_register) + int(output_register)
         shape = signed if signed_ else unsigned
+        split = {"en_b": In(1, init=1)} if split_enables else {}
         super().__init__({
             "a": In(shape(a_width)), "b": In(shape(b_width)),
-            "en_in": In(1, init=1), "en_out": In(1, init=1),
+            "en_in": In(1, init=1), "en_out": In(1, init=1), **split,
             "p": Out(shape(a_width + b_width)),
         })
 
@@ -65,16 +79,21 @@ class RegisteredMultiplier(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5":
             self._primitive(m)
-        else:
+            return m
+        a_q, b_q = self.a, self.b
+        if self.input_register:
             a_q = Signal.like(self.a, reset_less=True)
             b_q = Signal.like(self.b, reset_less=True)
+            en_b = self.en_b if self.split_enables else self.en_in
             with m.If(self.en_in):
-                m.d.sync += [a_q.eq(self.a), b_q.eq(self.b)]
-            if self.output_register:
-                with m.If(self.en_out):
-                    m.d.sync += self.p.eq(a_q * b_q)
-            else:
-                m.d.comb += self.p.eq(a_q * b_q)
+                m.d.sync += a_q.eq(self.a)
+            with m.If(en_b):
+                m.d.sync += b_q.eq(self.b)
+        if self.output_register:
+            with m.If(self.en_out):
+                m.d.sync += self.p.eq(a_q * b_q)
+        else:
+            m.d.comb += self.p.eq(a_q * b_q)
         return m
 
     def _primitive(self, m: Module) -> None:
@@ -88,14 +107,17 @@ class RegisteredMultiplier(wiring.Component):
         ports |= {f"i_B{k}": b[k] for k in range(18)}
         ports |= {f"i_C{k}": 0 for k in range(18)}
         ports |= {f"o_P{k}": p[k] for k in range(36)}
+        input_clk = "CLK0" if self.input_register else "NONE"
         m.submodules.mult = Instance(
             "MULT18X18D",
-            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-            p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTA_CLK=input_clk, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+            p_REG_INPUTB_CLK=input_clk, p_REG_INPUTB_CE="CE2" if self.split_enables else "CE0",
+            p_REG_INPUTB_RST="RST0",
             p_REG_OUTPUT_CLK="CLK0" if self.output_register else "NONE",
             p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
             p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
             p_GSR="DISABLED", p_RESETMODE="SYNC",
-            i_CLK0=ClockSignal(), i_CE0=self.en_in, i_CE1=self.en_out, i_RST0=0,
+            i_CLK0=ClockSignal(), i_CE0=self.en_in, i_CE1=self.en_out,
+            i_CE2=self.en_b if self.split_enables else 1, i_RST0=0,
             i_SIGNEDA=sign, i_SIGNEDB=sign, i_SOURCEA=0, i_SOURCEB=0,
             **ports)

@@ -48,7 +48,9 @@ register-driven top level avoids by the strobe.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed
+from functools import partial
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,6 +69,10 @@ from .refresh_timer import RefreshTimer
 from .widths import LIMB, DatapathWidths
 
 __all__ = ["QuotePipeline"]
+
+#: A per-update register: meaningful only with its stage's ``valid``, so it needs no
+#: reset (which keeps the reset net's fanout to the control registers).
+Datapath = partial(Signal, reset_less=True)
 
 
 class QuotePipeline(wiring.Component):
@@ -125,7 +131,9 @@ class QuotePipeline(wiring.Component):
 
         # -- control: snapshot with each update, coefficient copies, settle ------------
         ports = Cat(self.cfg.as_value(), self.position, self.live_bid_qty, self.live_ask_qty)
-        snapshot = Signal(len(ports))  # S1: the ports as the update in S1 was accepted
+        # S1: the ports as the update in S1 was accepted (retaken before every load, so
+        # its value after reset does not matter)
+        snapshot = Signal(len(ports), reset_less=True)
         copies = Signal(len(ports))  # the coefficient stage's inputs
         snap_diff = Signal()  # the snapshot may differ from the copies
         if self.config_strobe:
@@ -162,9 +170,9 @@ class QuotePipeline(wiring.Component):
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
         p_in = upd.bid + upd.ask
-        s1_p = Signal(wsum)
-        s1_both, s1_crossed, s1_armed = Signal(), Signal(), Signal()
-        s1_ts = Signal(TS_BITS)
+        s1_p = Datapath(wsum)
+        s1_both, s1_crossed, s1_armed = Datapath(), Datapath(), Datapath()
+        s1_ts = Datapath(TS_BITS)
         with m.If(s1_en):
             m.d.sync += [
                 valid[0].eq(self.i.valid),
@@ -179,26 +187,26 @@ class QuotePipeline(wiring.Component):
 
         # -- S2 --------------------------------------------------------------------------
         # P * m in 4 MULT18X18D whose input registers belong to S1 and output registers
-        # to S2. While S1 holds its update they reload it with the current coefficients.
+        # to S2. While S1 holds its update, P stays and m reloads the current coefficient.
         s2_pp = []
         for (pa, off), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
-            unit = RegisteredMultiplier(len(pa), len(mb))
+            unit = RegisteredMultiplier(len(pa), len(mb), split_enables=True)
             m.submodules[f"s2_mul{len(s2_pp)}"] = unit
-            m.d.comb += [unit.a.eq(Mux(hold, pa, p_in[off : off + len(pa)])), unit.b.eq(mb),
-                         unit.en_in.eq(s1_en | hold), unit.en_out.eq(advance)]
+            m.d.comb += [unit.a.eq(p_in[off : off + len(pa)]), unit.b.eq(mb),
+                         unit.en_in.eq(s1_en), unit.en_b.eq(s1_en | hold), unit.en_out.eq(advance)]
             s2_pp.append(unit.p)
-        s2_quotable, s2_crossed = Signal(), Signal()
-        s2_ts = Signal(TS_BITS)
+        s2_quotable, s2_crossed = Datapath(), Datapath()
+        s2_ts = Datapath(TS_BITS)
         # P against every window's bounds, one carry chain each; S3 combines them. Each
         # side compares its own copy of P (halves the fanout of S1's register).
-        s1_p_bid, s1_p_ask = Signal(wsum, name="s1_p_bid"), Signal(wsum, name="s1_p_ask")
+        s1_p_bid, s1_p_ask = Datapath(wsum, name="s1_p_bid"), Datapath(wsum, name="s1_p_ask")
         with m.If(s1_en):
             m.d.sync += [s1_p_bid.eq(p_in), s1_p_ask.eq(p_in)]
-        s2_ge_b, s2_lt_b = Signal(w.bid_windows), Signal(w.bid_windows)
-        s2_ge_a, s2_lt_a = Signal(w.ask_windows), Signal(w.ask_windows)
+        s2_ge_b, s2_lt_b = Datapath(w.bid_windows), Datapath(w.bid_windows)
+        s2_ge_a, s2_lt_a = Datapath(w.ask_windows), Datapath(w.ask_windows)
 
-        s2_gate_b, s2_gate_a = Signal(lv), Signal(lv)
-        s2_count_b, s2_count_a = Signal(w.level_bits), Signal(w.level_bits)
+        s2_gate_b, s2_gate_a = Datapath(lv), Datapath(lv)
+        s2_count_b, s2_count_a = Datapath(w.level_bits), Datapath(w.level_bits)
         m.d.comb += [
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
@@ -213,58 +221,59 @@ class QuotePipeline(wiring.Component):
         pp00, pp01, pp10, pp11 = s2_pp
         s_full = Cat(pp00, pp11) + (pp01 << LIMB) + (pp10 << LIMB)
         s_hi = s_full[wsum : wsum + w.scaled_bits]
-        s3_f = Signal(w.frac_bits)
-        s3_quotable, s3_crossed, s3_refresh = Signal(), Signal(), Signal()
-        s3_ts = Signal(TS_BITS)
-        s3_count_b, s3_count_a = Signal(w.level_bits), Signal(w.level_bits)
-        s3_gate_b, s3_gate_a = Signal(lv), Signal(lv)
-        s3_dom_b = Signal(w.bid_windows)  # window j holds (bid: LOP+j*2T <= P < HIP+j*2T)
-        s3_dom_a = Signal(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
+        s3_f = Datapath(w.frac_bits)
+        s3_x = Datapath(w.scaled_bits)
+        s3_quotable, s3_crossed, s3_refresh = Datapath(), Datapath(), Datapath()
+        s3_ts = Datapath(TS_BITS)
+        s3_count_b, s3_count_a = Datapath(w.level_bits), Datapath(w.level_bits)
+        s3_gate_b, s3_gate_a = Datapath(lv), Datapath(lv)
+        s3_dom_b = Datapath(w.bid_windows)  # window j holds (bid: LOP+j*2T <= P < HIP+j*2T)
+        s3_dom_a = Datapath(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
 
         # -- S4 --------------------------------------------------------------------------
-        # T' * X in MULT18X18D whose input registers are S3's X; the products are
-        # registered in the fabric (S4) next to the S5 adders. One pair for the bid side
-        # and one for the ask side halves the fanout of each product.
+        # T' * X in MULT18X18D that multiply S3's X (a fabric register: the S3 adder
+        # leaves no time for a second route into a DSP) into their output registers (S4).
+        # One pair for the bid side and one for the ask side halves each product's fanout.
         x = Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])
         s4_products: dict[str, list[Value]] = {"bid": [], "ask": []}
         for side, products in s4_products.items():
-            for xa, _ in limbs(x):
-                unit = RegisteredMultiplier(len(xa), w.tprime_bits, output_register=False)
+            for xa, _ in limbs(s3_x):
+                unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False)
                 m.submodules[f"s4_{side}_mul{len(products)}"] = unit
-                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_in.eq(advance)]
-                product = Signal(len(unit.p), name=f"s4_{side}_p{len(products)}")
-                with m.If(advance):
-                    m.d.sync += product.eq(unit.p)
-                products.append(product)
+                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
+                products.append(unit.p)
         # the level constants, registered again next to the S5 adders
-        s4_bid_k = [Signal(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
-        s4_ask_k = [Signal(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
+        s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
+        s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
         rp_below_kbr = s3_f < co.th_bid
         rp_above_0 = s3_f >= co.th_zero
         rp_above_kar = s3_f >= co.th_ask
-        s4_shift_b = Signal()
-        s4_shift_a = Signal(2)
+        s4_shift_b = Datapath()
+        s4_shift_a = Datapath(2)
         # per shift s (levels the chosen candidate sits out): posted mask, out-of-domain count
-        s4_post_b = [Signal(lv, name=f"s4_post_b{k}") for k in range(2)]
-        s4_post_a = [Signal(lv, name=f"s4_post_a{k}") for k in range(3)]
-        s4_ood_b = [Signal(w.level_bits, name=f"s4_ood_b{k}") for k in range(2)]
-        s4_ood_a = [Signal(w.level_bits, name=f"s4_ood_a{k}") for k in range(3)]
-        s4_count_b, s4_count_a = Signal(w.level_bits), Signal(w.level_bits)
-        s4_quotable, s4_crossed, s4_refresh = Signal(), Signal(), Signal()
-        s4_ts = Signal(TS_BITS)
+        s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
+        s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
+        s4_ood_b = [Datapath(w.level_bits, name=f"s4_ood_b{k}") for k in range(2)]
+        s4_ood_a = [Datapath(w.level_bits, name=f"s4_ood_a{k}") for k in range(3)]
+        s4_count_b, s4_count_a = Datapath(w.level_bits), Datapath(w.level_bits)
+        s4_quotable, s4_crossed, s4_refresh = Datapath(), Datapath(), Datapath()
+        s4_ts = Datapath(TS_BITS)
 
         # -- S5 --------------------------------------------------------------------------
-        out = Signal(ladder_out_layout(lv, pb))
+        out = Datapath(ladder_out_layout(lv, pb))
         m.d.comb += self.o.payload.eq(out)
-        # T*qP -/+ K[j] as one 3-input adder each (no shared T*qP adder in series);
-        # T*qP = T' * X / 2**17 = (lo >> 17) + 2*hi
-        (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
-        pre_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in s4_bid_k]
-        pre_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in s4_ask_k]
-
+        # Level i of the chosen candidate is level i + shift of candidate 0: its K is
+        # selected from registers while the products travel from the DSPs, so each price
+        # is one 3-input adder, T*qP -/+ K (T*qP = T' * X / 2**17 = (lo >> 17) + 2*hi),
+        # and is zeroed where not posted by the flip-flops' synchronous reset.
         def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
 
+        (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
+        k_b = [Mux(s4_shift_b, s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
+        k_a = [pick3(s4_shift_a, s4_ask_k[i : i + 3]) for i in range(lv)]
+        price_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in k_b]
+        price_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in k_a]
         post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
         post_a = pick3(s4_shift_a, s4_post_a)
 
@@ -286,6 +295,7 @@ class QuotePipeline(wiring.Component):
                 # S3
                 valid[2].eq(valid[1]),
                 s3_f.eq(Cat(s_full[:wsum], s_hi[:17] & co.low_mask)),
+                s3_x.eq(x),
                 s3_quotable.eq(s2_quotable),
                 s3_crossed.eq(s2_crossed),
                 s3_refresh.eq(timer.fired),
@@ -326,11 +336,6 @@ class QuotePipeline(wiring.Component):
                 out.refresh.eq(s4_refresh),
             ]
             for i in range(lv):
-                # one mux per bit: its select (0 = not posted, else 1 + shift) comes from
-                # registers, in parallel with the adders
-                code_b = Mux(post_b[i], (s4_shift_b + 1)[:2], 0)
-                code_a = Mux(post_a[i], (s4_shift_a + 1)[:2], 0)
-                bid = Array([0, pre_b[i], pre_b[i + 1], 0])[code_b]
-                ask = Array([0, *pre_a[i : i + 3]])[code_a]
-                m.d.sync += [out.bid_price[i].eq(bid), out.ask_price[i].eq(ask)]
+                m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
+                             out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
         return m

@@ -65,8 +65,9 @@ class RefreshTimer(wiring.Component):
         last = Signal(TS_BITS)
         quoted = Signal()
         deadline = Signal(TS_BITS + 1)
-        fired_ts = Signal(TS_BITS)  # the update one stage ahead: ts and ts + interval
-        fired_plus = Signal(TS_BITS + 1)
+        # the update one stage ahead: ts and ts + interval (read only while ``pending``)
+        fired_ts = Signal(TS_BITS, reset_less=True)
+        fired_plus = Signal(TS_BITS + 1, reset_less=True)
         # ``fired`` unless a clear came after it: the refresh the clock has yet to take over
         pending = Signal()
         first = ~self.legacy & ~quoted & ~pending
