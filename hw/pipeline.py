@@ -226,9 +226,14 @@ class QuotePipeline(wiring.Component):
         s3_quotable, s3_crossed, s3_refresh = Datapath(), Datapath(), Datapath()
         s3_ts = Datapath(TS_BITS)
         s3_count_b, s3_count_a = Datapath(w.level_bits), Datapath(w.level_bits)
-        s3_gate_b, s3_gate_a = Datapath(lv), Datapath(lv)
-        s3_dom_b = Datapath(w.bid_windows)  # window j holds (bid: LOP+j*2T <= P < HIP+j*2T)
-        s3_dom_a = Datapath(w.ask_windows)  # (ask: LOP-j*2T <= P < HIP-j*2T)
+        # per shift k (levels the chosen candidate sits out): level i is gated and its
+        # window i + k holds (posted) or not (out of domain); window j holds when
+        # LOP+j*2T <= P < HIP+j*2T (bids; asks: LOP-j*2T <= P < HIP-j*2T)
+        dom_b, dom_a = s2_ge_b & s2_lt_b, s2_ge_a & s2_lt_a
+        s3_post_b = [Datapath(lv, name=f"s3_post_b{k}") for k in range(2)]
+        s3_post_a = [Datapath(lv, name=f"s3_post_a{k}") for k in range(3)]
+        s3_out_b = [Datapath(lv, name=f"s3_out_b{k}") for k in range(2)]
+        s3_out_a = [Datapath(lv, name=f"s3_out_a{k}") for k in range(3)]
 
         # -- S4 --------------------------------------------------------------------------
         # T' * X in MULT18X18D that multiply S3's X (a fabric register: the S3 adder
@@ -302,20 +307,20 @@ class QuotePipeline(wiring.Component):
                 s3_ts.eq(s2_ts),
                 s3_count_b.eq(s2_count_b),
                 s3_count_a.eq(s2_count_a),
-                s3_gate_b.eq(s2_gate_b),
-                s3_gate_a.eq(s2_gate_a),
-                s3_dom_b.eq(s2_ge_b & s2_lt_b),
-                s3_dom_a.eq(s2_ge_a & s2_lt_a),
+                *(s3_post_b[k].eq(s2_gate_b & dom_b[k : k + lv]) for k in range(2)),
+                *(s3_post_a[k].eq(s2_gate_a & dom_a[k : k + lv]) for k in range(3)),
+                *(s3_out_b[k].eq(s2_gate_b & ~dom_b[k : k + lv]) for k in range(2)),
+                *(s3_out_a[k].eq(s2_gate_a & ~dom_a[k : k + lv]) for k in range(3)),
                 # S4
                 valid[3].eq(valid[2]),
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 s4_shift_b.eq(rp_below_kbr & co.bid_shift),
                 s4_shift_a.eq((rp_above_0 & co.ask_shift1) + (rp_above_kar & co.ask_shift2)),
-                *(s4_post_b[k].eq(s3_gate_b & s3_dom_b[k : k + lv]) for k in range(2)),
-                *(s4_post_a[k].eq(s3_gate_a & s3_dom_a[k : k + lv]) for k in range(3)),
-                *(s4_ood_b[k].eq(popcount(s3_gate_b & ~s3_dom_b[k : k + lv])) for k in range(2)),
-                *(s4_ood_a[k].eq(popcount(s3_gate_a & ~s3_dom_a[k : k + lv])) for k in range(3)),
+                *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
+                *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
+                *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
+                *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
                 s4_count_b.eq(s3_count_b),
                 s4_count_a.eq(s3_count_a),
                 s4_quotable.eq(s3_quotable),

@@ -2,7 +2,8 @@
 
 ``fire = eligible & (first | ts >= last + interval)`` where ``eligible`` is "valid, armed
 and with a quotable mid" and ``first`` is "exchange policy and no refresh since reset";
-legacy starts with ``last = 0``. Unsigned 65-bit arithmetic: ``last + interval`` cannot
+legacy starts with ``last = 0``. ``first`` is folded into the stored deadline (0 while
+it holds). Unsigned 65-bit arithmetic: ``last + interval`` cannot
 overflow, and ``ts < last`` (time going backwards) never fires.
 
 For II=1 and a short decision path, nothing waits for the previous decision to be
@@ -64,22 +65,25 @@ class RefreshTimer(wiring.Component):
         m = Module()
         last = Signal(TS_BITS)
         quoted = Signal()
+        # from when an update with no refresh pending refreshes: 0 while the exchange
+        # policy has not refreshed yet (its first eligible update refreshes), else
+        # ``last + interval``; so the decision is two compares and one LUT
         deadline = Signal(TS_BITS + 1)
         # the update one stage ahead: ts and ts + interval (read only while ``pending``)
         fired_ts = Signal(TS_BITS, reset_less=True)
         fired_plus = Signal(TS_BITS + 1, reset_less=True)
         # ``fired`` unless a clear came after it: the refresh the clock has yet to take over
         pending = Signal()
-        first = ~self.legacy & ~quoted & ~pending
         reached = Mux(pending, self.ts >= fired_plus, self.ts >= deadline)
-        m.d.comb += self.fire.eq(self.eligible & (first | reached))
+        m.d.comb += self.fire.eq(self.eligible & reached)
         with m.If(self.commit):
             m.d.sync += [self.fired.eq(self.fire), pending.eq(self.fire), fired_ts.eq(self.ts),
                          fired_plus.eq(self.ts + self.interval)]
         with m.If(self.clear):
-            m.d.sync += [pending.eq(0), last.eq(0), quoted.eq(0), deadline.eq(self.interval)]
+            m.d.sync += [pending.eq(0), last.eq(0), quoted.eq(0),
+                         deadline.eq(Mux(self.legacy, self.interval, 0))]
         with m.Elif(pending):  # take the refresh over (repeats harmlessly while stalled)
             m.d.sync += [last.eq(fired_ts), quoted.eq(1), deadline.eq(fired_plus)]
         with m.Elif(self.settling):
-            m.d.sync += deadline.eq(last + self.interval)
+            m.d.sync += deadline.eq(Mux(self.legacy | quoted, last + self.interval, 0))
         return m
