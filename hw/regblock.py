@@ -29,8 +29,8 @@ Timing (for 200 MHz on ECP5; every stage is a few LUTs deep and starts at flip-f
 * write, four cycles from the strobe to the acknowledge. A: the word address (a
   register of the AXI slave) is decoded into registers: a one-hot bank and a one-hot
   word-in-bank predecode, the word's field mask and access flags. B: the entry select
-  (bank AND word), the reserved-bit check. C: the verdict (response, refusal of a bad
-  commit) and the write-pulse outputs, registered. D: the write is applied (enables
+  (bank AND word) and the verdict (reserved bits, refusal of a bad commit). C: the
+  response and the write-pulse outputs, registered. D: the write is applied (enables
   fan out from registered selects) and acknowledged.
 * read, acknowledge two cycles after the strobe. A: the response and, per 8-word bank,
   a private copy of the word select (so no address bit fans out to every bank). B: each
@@ -221,28 +221,34 @@ class RegisterBlock(wiring.Component):
                             m.d.sync += commit_word_q.eq(1)
 
         # -- stage B: entry select, reserved bits --------------------------------------------------
+        # The verdict is decided here and registered, so stage C's write pulses (which fan
+        # out to every pulse bit) depend on two registers only.
         hit_q = Signal(len(entries))  # one-hot entry of the write (whatever its outcome)
-        reserved_q = Signal()
-        commit_req_q = Signal()
+        reserved = (written_q & ~mask_q).any()
+        commit_req = commit_word_q & written_q[commit_field.offset] if commit_field is not None else 0
+        bad_commit = commit_req & ~staged_ok_q
+        accept = mapped_q & ~ro_q & ~reserved & ~busy_q & ~bad_commit
+        accept_q = Signal()  # the write is accepted
+        bad_commit_q = Signal()  # refused only because its commit is out of range
+        fire_c = Signal()  # stage C of an accepted write
+        m.d.sync += fire_c.eq(go_b & accept)
         with m.If(go_b):
             m.d.sync += [
                 hit_q.eq(Cat(bank_oh[wa // BANK_WORDS] & word_oh[wa % BANK_WORDS] for wa, _, _ in entries)),
-                reserved_q.eq((written_q & ~mask_q).any()),
-                commit_req_q.eq(commit_word_q & written_q[commit_field.offset] if commit_field is not None else 0),
+                accept_q.eq(accept),
+                bad_commit_q.eq(mapped_q & ~ro_q & ~reserved & ~busy_q & bad_commit),
             ]
 
-        # -- stage C: the verdict; write pulses and the commit are registered here ---------------
+        # -- stage C: the response; write pulses and the commit are registered here --------------
         w_resp = Signal(2)
         ok_q = Signal()
         rejected_q = Signal()
-        bad_commit = commit_req_q & ~staged_ok_q
-        refused = ro_q | reserved_q | busy_q | bad_commit
-        ok = mapped_q & ~refused
+        ok = accept_q
         with m.If(go_c):
             m.d.sync += [
-                w_resp.eq(Mux(~mapped_q, AxiResp.DECERR, Mux(refused, AxiResp.SLVERR, AxiResp.OKAY))),
+                w_resp.eq(Mux(~mapped_q, AxiResp.DECERR, Mux(accept_q, AxiResp.OKAY, AxiResp.SLVERR))),
                 ok_q.eq(ok),
-                rejected_q.eq(mapped_q & ~ro_q & ~reserved_q & ~busy_q & bad_commit),
+                rejected_q.eq(bad_commit_q),
             ]
         commit = Signal()  # high during stage D of an accepted commit
         for reg in regs:
@@ -253,8 +259,8 @@ class RegisterBlock(wiring.Component):
             pulse = Signal(reg.width, name=f"{port_name(reg)}_pulse")
             hits = [hit_q[k] for k, (_, r, _) in enumerate(entries) if r is reg]  # one per word
             m.d.sync += [
-                stb.eq(go_c & ok & Cat(hits).any()),
-                pulse.eq(Cat(Mux(go_c & ok & hit, written_q, 0) for hit in hits)[:reg.width]),
+                stb.eq(fire_c & Cat(hits).any()),
+                pulse.eq(Cat(Mux(fire_c & hit, written_q, 0) for hit in hits)[:reg.width]),
             ]
             m.d.comb += value.eq(pulse)
             if reg is control and commit_field is not None:
