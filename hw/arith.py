@@ -7,11 +7,11 @@ where a Python ``sum`` would make a slow chain of adders.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Mux, Value
+from amaranth.hdl import Array, Cat, Const, Value
 
 from .widths import LIMB
 
-__all__ = ["limbs", "popcount", "max_of"]
+__all__ = ["limbs", "popcount"]
 
 
 def limbs(value: Value) -> list[tuple[Value, int]]:
@@ -33,8 +33,3 @@ def popcount(bits: Value) -> Value:
         pairs = [terms[k] + terms[k + 1] for k in range(0, len(terms) - 1, 2)]
         terms = pairs + terms[len(pairs) * 2 :]
     return terms[0] if terms else Value.cast(0)
-
-
-def max_of(a: Value, b: Value) -> Value:
-    """``max(a, b)``, signed if either operand is."""
-    return Mux(a > b, a, b)

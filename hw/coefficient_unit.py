@@ -25,7 +25,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import limbs, max_of, popcount
+from .arith import limbs, popcount
 from .coefficients import LIVE_QTY_BITS, POSITION_BITS, REFRESH_INTERVAL_BITS, SKEW_COEF_SHIFT
 from .dsp import RegisteredMultiplier
 from .layouts import pipeline_config_layout
@@ -81,14 +81,21 @@ class _Dataflow:
         return max(self.depth.get(id(s), 0) for s in sigs)
 
 
-def _two_step_shift(reg, name: str, shape: Shape | int, value: Value, amount: Value,
-                    left: bool) -> Signal:
-    """``value << amount`` (or ``>>``) over two register stages (2 + 3 amount bits)."""
+def _staged_shift(reg, name: str, shape: Shape | int, value: Value, amount: Value,
+                  left: bool) -> Signal:
+    """``value << amount`` (or ``>>``) over register stages of two amount bits each (a
+    4:1 multiplexer per bit and stage)."""
     def shift(v: Value, a: Value) -> Value:
         return v << a if left else v >> a
 
-    first = reg(f"{name}_a", len(value) + (3 if left else 0), shift(value, amount[:2]))
-    return reg(name, shape, shift(first, Cat(Const(0, 2), amount[2:])))
+    width = len(value) + ((1 << len(amount)) - 1 if left else 0)
+    stages = range(0, len(amount), 2)
+    v = value
+    for k in stages:
+        bits = Cat(Const(0, k), amount[k : k + 2])
+        last = k == stages[-1]
+        v = reg(name if last else f"{name}_{k // 2}", shape if last else width, shift(v, bits))
+    return v
 
 
 class CoefficientUnit(wiring.Component):
@@ -209,9 +216,9 @@ class CoefficientUnit(wiring.Component):
         z = reg("z", w.skew_int_bits, prod[SKEW_COEF_SHIFT:])
         exact = reg("exact", 1, prod[15:SKEW_COEF_SHIFT] == 0)
         m_tmp = reg("m_tmp", w.recip_in_bits + 1, m_host + m_round)
-        m_shifted = _two_step_shift(reg, "m_shifted", w.norm_recip_bits, m_tmp, rsh, left=False)
+        m_shifted = _staged_shift(reg, "m_shifted", w.norm_recip_bits, m_tmp, rsh, left=False)
         m_norm = reg("m_norm", w.norm_recip_bits, Mux(legacy, 1 << wsum, m_shifted))
-        t_shifted = _two_step_shift(reg, "t_shifted", w.tprime_bits, t_r, rsh, left=True)
+        t_shifted = _staged_shift(reg, "t_shifted", w.tprime_bits, t_r, rsh, left=True)
         tprime = reg("tprime", w.tprime_bits, Mux(legacy, 1 << 16, t_shifted))
 
         # -- step 6: ceil(w), floor(w) (exchange); skew ticks (legacy) --------------------
@@ -257,11 +264,16 @@ class CoefficientUnit(wiring.Component):
         # -- step 19: candidate offsets (ticks); k*m products for the rP comparisons -----
         e_s = Cat(e, Const(0, 1)).as_signed()
         e1 = Cat(e1, Const(0, 1)).as_signed()
-        ob0 = reg("ob0", signed(12), max_of(kbq, e_s))
-        ob1 = reg("ob1", signed(12), max_of(kbq1, e_s))
-        oa0 = reg("oa0", signed(12), max_of(nkaq, e_s))
-        oa1 = reg("oa1", signed(12), max_of(nkaq, e1))
-        oa2 = reg("oa2", signed(12), max_of(nkaq1, e1))
+        def staged_max(tag: str, a: Value, b: Value) -> Signal:
+            """``max(a, b)``: the comparison, then the selection, one stage each."""
+            a_q, b_q = reg(f"{tag}_a", signed(12), a), reg(f"{tag}_b", signed(12), b)
+            return reg(tag, signed(12), Mux(reg(f"{tag}_gt", 1, a > b), a_q, b_q))
+
+        ob0 = staged_max("ob0", kbq, e_s)
+        ob1 = staged_max("ob1", kbq1, e_s)
+        oa0 = staged_max("oa0", nkaq, e_s)
+        oa1 = staged_max("oa1", nkaq, e1)
+        oa2 = staged_max("oa2", nkaq1, e1)
 
         def product(tag: str, k_val: Signal) -> Signal:
             parts = [(df.mul(f"{tag}_p{j}", k_val, mm), o) for j, (mm, o) in enumerate(limbs(m_norm))]
@@ -318,8 +330,9 @@ class CoefficientUnit(wiring.Component):
             out = []
             for j in range(n):
                 raw = reg(f"{tag}_raw{j}", signed(db + 1), base + steps[j] if sign > 0 else base - steps[j])
+                negative, beyond = raw[-1], raw[wsum:-1].any()  # raw < 0, raw >= span
                 out.append(reg(f"{tag}{j}", w.bound_bits,
-                               Mux(raw < 0, 0, Mux(raw > span, span, raw[:w.bound_bits]))))
+                               Mux(negative, 0, Mux(beyond, span, raw[:w.bound_bits]))))
             return out
 
         win = {"bid_lo": bounds("wlo_b", lop0_b, nb, 1), "bid_hi": bounds("whi_b", hip0_b, nb, 1),
@@ -329,8 +342,8 @@ class CoefficientUnit(wiring.Component):
         sizes = chain("size", reg("size_0", 23, size), size, 23, lv)
         bid_gate, ask_gate = [], []
         for i in range(lv):
-            gb = Mux(legacy, lg_bid, xb >= sizes[i])
-            ga = Mux(legacy, lg_ask, xa >= sizes[i])
+            gb = Mux(legacy, lg_bid, reg(f"fits_b{i}", 1, xb >= sizes[i]))
+            ga = Mux(legacy, lg_ask, reg(f"fits_a{i}", 1, xa >= sizes[i]))
             bid_gate.append(reg(f"gate_b{i}", 1, m_nz & in_n[i] & gb))
             ask_gate.append(reg(f"gate_a{i}", 1, m_nz & in_n[i] & ga))
         gate_b = Cat(*bid_gate)

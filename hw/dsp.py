@@ -49,13 +49,15 @@ class RegisteredMultiplier(wiring.Component):
     split_enables : bool
         Adds ``en_b``: ``en_in`` then loads ``a`` only and ``en_b`` loads ``b``, so ``b``
         can be reloaded (a new coefficient) while ``a`` holds its operand.
+    site : str or None
+        nextpnr BEL of the primitive (e.g. ``"X49/Y34/MULT18_0"``), see ``floorplan``.
     """
 
     LATENCY = LATENCY
 
     def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False,
                  input_register: bool = True, output_register: bool = True,
-                 split_enables: bool = False) -> None:
+                 split_enables: bool = False, site: str | None = None) -> None:
         if not (1 <= a_width <= 18 and 1 <= b_width <= 18):
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"operands must be 1..18 bits, got {a_width} and {b_width}")
@@ -66,6 +68,7 @@ class RegisteredMultiplier(wiring.Component):
         self.input_register = input_register
         self.output_register = output_register
         self.split_enables = split_enables
+        self.site = site
         self.latency = int(input_register) + int(output_register)
         shape = signed if signed_ else unsigned
         split = {"en_b": In(1, init=1)} if split_enables else {}
@@ -108,8 +111,9 @@ class RegisteredMultiplier(wiring.Component):
         ports |= {f"i_C{k}": 0 for k in range(18)}
         ports |= {f"o_P{k}": p[k] for k in range(36)}
         input_clk = "CLK0" if self.input_register else "NONE"
+        placement = {"a_BEL": self.site} if self.site else {}
         m.submodules.mult = Instance(
-            "MULT18X18D",
+            "MULT18X18D", **placement,
             p_REG_INPUTA_CLK=input_clk, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
             p_REG_INPUTB_CLK=input_clk, p_REG_INPUTB_CE="CE2" if self.split_enables else "CE0",
             p_REG_INPUTB_RST="RST0",

@@ -64,6 +64,7 @@ from .coefficients import (
     TS_BITS,
 )
 from .dsp import RegisteredMultiplier
+from .floorplan import dsp_site
 from .layouts import ladder_out_layout, market_update_layout, pipeline_config_layout
 from .refresh_timer import RefreshTimer
 from .widths import LIMB, DatapathWidths
@@ -190,8 +191,10 @@ class QuotePipeline(wiring.Component):
         # to S2. While S1 holds its update, P stays and m reloads the current coefficient.
         s2_pp = []
         for (pa, off), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
-            unit = RegisteredMultiplier(len(pa), len(mb), split_enables=True)
-            m.submodules[f"s2_mul{len(s2_pp)}"] = unit
+            name = f"s2_mul{len(s2_pp)}"
+            unit = RegisteredMultiplier(len(pa), len(mb), split_enables=True,
+                                        site=dsp_site(platform, name))
+            m.submodules[name] = unit
             m.d.comb += [unit.a.eq(p_in[off : off + len(pa)]), unit.b.eq(mb),
                          unit.en_in.eq(s1_en), unit.en_b.eq(s1_en | hold), unit.en_out.eq(advance)]
             s2_pp.append(unit.p)
@@ -243,8 +246,10 @@ class QuotePipeline(wiring.Component):
         s4_products: dict[str, list[Value]] = {"bid": [], "ask": []}
         for side, products in s4_products.items():
             for xa, _ in limbs(s3_x):
-                unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False)
-                m.submodules[f"s4_{side}_mul{len(products)}"] = unit
+                name = f"s4_{side}_mul{len(products)}"
+                unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False,
+                                            site=dsp_site(platform, name))
+                m.submodules[name] = unit
                 m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
                 products.append(unit.p)
         # the level constants, registered again next to the S5 adders
