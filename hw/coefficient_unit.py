@@ -10,9 +10,11 @@ while elaborating). The pipeline holds its inputs constant while updates are in 
 and clock-enables this unit only while it settles.
 
 Outputs describe *candidate 0* (bid offset ``max(kbq, e)``, ask offset ``max(-kaq, e)``)
-level by level, plus how many levels further out the other candidates sit
-(``bid_shift``: ``[rP < kbr]`` adds 0 or 1 level; ``ask_shift1``/``ask_shift2``: ``[rP > 0]``
-and ``[rP > kar]`` add 0 or 1 level each). Per level ``j``: the price constant ``K[j]``
+level by level, plus the thresholds on the fraction ``F`` that say how many levels
+further out the chosen candidate sits: bid ``F < th_bid`` (``[rP < kbr]``) adds a level;
+ask ``F >= th_zero`` (``[rP > 0]``) and ``F >= th_ask`` (``[rP > kar]``) add one level
+each. Where a step cannot move the candidate (always under legacy), its threshold is
+one ``F`` never meets. Per level ``j``: the price constant ``K[j]``
 (bid ``= T*qP - K``, ask ``= T*qP + K``, mod ``2**pb``) and the bounds of the window of
 ``P = bid + ask`` for which that price is in ``1 .. 2**pb - 1``: ``LOP + j*2T <= P <
 HIP + j*2T`` for bids, ``LOP - j*2T <= P < HIP - j*2T`` for asks (``qP >= k`` exactly
@@ -123,9 +125,6 @@ class CoefficientUnit(wiring.Component):
             "th_bid": Out(w.frac_threshold_bits),
             "th_ask": Out(w.frac_threshold_bits),
             "th_zero": Out(w.frac_threshold_bits),
-            "bid_shift": Out(1),
-            "ask_shift1": Out(1),
-            "ask_shift2": Out(1),
             "bid_k": Out(data.ArrayLayout(unsigned(pb), w.bid_windows)),
             "ask_k": Out(data.ArrayLayout(unsigned(pb), w.ask_windows)),
             "bid_lo": Out(data.ArrayLayout(unsigned(w.bound_bits), w.bid_windows)),
@@ -351,13 +350,19 @@ class CoefficientUnit(wiring.Component):
         bid_count = reg("bid_count", w.level_bits, popcount(gate_b))
         ask_count = reg("ask_count", w.level_bits, popcount(gate_a))
 
-        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid, th_ask, th_zero, bid_count,
-                                 ask_count, bid_shift, ask_shift1, ask_shift2, *bid_gate, *ask_gate]
+        # -- thresholds that are never met where a candidate step is off (F < 2**frac_bits),
+        # so the per-update comparisons need no AND after them
+        never = 1 << w.frac_bits
+        fb = w.frac_threshold_bits
+        th_bid_eff = reg("th_bid_eff", fb, Mux(bid_shift, th_bid, 0))
+        th_zero_eff = reg("th_zero_eff", fb, Mux(ask_shift1, th_zero, never))
+        th_ask_eff = reg("th_ask_eff", fb, Mux(ask_shift2, th_ask, never))
+
+        outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid_eff, th_ask_eff, th_zero_eff,
+                                 bid_count, ask_count, *bid_gate, *ask_gate]
         df.comb += [
             self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
-            self.th_bid.eq(th_bid), self.th_ask.eq(th_ask), self.th_zero.eq(th_zero),
-            self.bid_shift.eq(bid_shift), self.ask_shift1.eq(ask_shift1),
-            self.ask_shift2.eq(ask_shift2),
+            self.th_bid.eq(th_bid_eff), self.th_ask.eq(th_ask_eff), self.th_zero.eq(th_zero_eff),
             self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),
             self.bid_count.eq(bid_count), self.ask_count.eq(ask_count),
         ]

@@ -46,9 +46,6 @@ class RegisteredMultiplier(wiring.Component):
         With ``False`` the DSP's output register is bypassed (``en_out`` unused): ``p`` is
         the product of the registered operands one clock after them, for a consumer that
         registers it in the fabric next to its own logic.
-    split_enables : bool
-        Adds ``en_b``: ``en_in`` then loads ``a`` only and ``en_b`` loads ``b``, so ``b``
-        can be reloaded (a new coefficient) while ``a`` holds its operand.
     site : str or None
         nextpnr BEL of the primitive (e.g. ``"X49/Y34/MULT18_0"``), see ``floorplan``.
     """
@@ -56,8 +53,7 @@ class RegisteredMultiplier(wiring.Component):
     LATENCY = LATENCY
 
     def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False,
-                 input_register: bool = True, output_register: bool = True,
-                 split_enables: bool = False, site: str | None = None) -> None:
+                 input_register: bool = True, output_register: bool = True, site: str | None = None) -> None:
         if not (1 <= a_width <= 18 and 1 <= b_width <= 18):
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"operands must be 1..18 bits, got {a_width} and {b_width}")
@@ -67,14 +63,12 @@ class RegisteredMultiplier(wiring.Component):
         self.signed = signed_
         self.input_register = input_register
         self.output_register = output_register
-        self.split_enables = split_enables
         self.site = site
         self.latency = int(input_register) + int(output_register)
         shape = signed if signed_ else unsigned
-        split = {"en_b": In(1, init=1)} if split_enables else {}
         super().__init__({
             "a": In(shape(a_width)), "b": In(shape(b_width)),
-            "en_in": In(1, init=1), "en_out": In(1, init=1), **split,
+            "en_in": In(1, init=1), "en_out": In(1, init=1),
             "p": Out(shape(a_width + b_width)),
         })
 
@@ -87,11 +81,8 @@ class RegisteredMultiplier(wiring.Component):
         if self.input_register:
             a_q = Signal.like(self.a, reset_less=True)
             b_q = Signal.like(self.b, reset_less=True)
-            en_b = self.en_b if self.split_enables else self.en_in
             with m.If(self.en_in):
-                m.d.sync += a_q.eq(self.a)
-            with m.If(en_b):
-                m.d.sync += b_q.eq(self.b)
+                m.d.sync += [a_q.eq(self.a), b_q.eq(self.b)]
         if self.output_register:
             with m.If(self.en_out):
                 m.d.sync += self.p.eq(a_q * b_q)
@@ -115,13 +106,11 @@ class RegisteredMultiplier(wiring.Component):
         m.submodules.mult = Instance(
             "MULT18X18D", **placement,
             p_REG_INPUTA_CLK=input_clk, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-            p_REG_INPUTB_CLK=input_clk, p_REG_INPUTB_CE="CE2" if self.split_enables else "CE0",
-            p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTB_CLK=input_clk, p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
             p_REG_OUTPUT_CLK="CLK0" if self.output_register else "NONE",
             p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
             p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
             p_GSR="DISABLED", p_RESETMODE="SYNC",
-            i_CLK0=ClockSignal(), i_CE0=self.en_in, i_CE1=self.en_out,
-            i_CE2=self.en_b if self.split_enables else 1, i_RST0=0,
+            i_CLK0=ClockSignal(), i_CE0=self.en_in, i_CE1=self.en_out, i_RST0=0,
             i_SIGNEDA=sign, i_SIGNEDB=sign, i_SOURCEA=0, i_SOURCEB=0,
             **ports)

@@ -15,12 +15,13 @@ S3    ``S = P*m`` (one 3-input adder): ``X = qP * 2**l`` and the fraction ``F``;
 S4    2 limb products ``T' * X = T*qP * 2**17``; ``F`` against ``k*m`` decides
       ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``: how many levels out each side's
       candidate sits (registered, so no selection follows a carry chain)
-S5    ``price = T*qP -/+ K`` for every level of candidate 0 (3-input adders), then the
-      chosen candidate's levels by that shift, zeroed where not posted
+S5    per level, ``K`` of the chosen candidate (selected by that shift from registers),
+      then ``price = T*qP -/+ K`` (3-input adders), zeroed where not posted
 ====  ====================================================================================
 
 Every multiply is alone in its stage and split into 18x18 limbs (ECP5 MULT18X18D);
-no stage has a multiply plus an adder, or two carry chains in series.
+no stage has a multiply plus an adder, two carry chains in series, or a route both into
+and out of a DSP.
 
 Back-pressure: stages S2..S5 advance when the output register is empty or being taken
 (``advance = ~o.valid | o.ready``) and stall otherwise, so nothing is lost, duplicated
@@ -187,16 +188,17 @@ class QuotePipeline(wiring.Component):
         s1_quotable = s1_both & (co.legacy | ~s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
-        # P * m in 4 MULT18X18D whose input registers belong to S1 and output registers
-        # to S2. While S1 holds its update, P stays and m reloads the current coefficient.
+        # P * m in 4 MULT18X18D that multiply S1's P (a fabric register: the input
+        # multiplexer and adder in front of it leave no time for a route into a DSP) into
+        # their output registers (S2). m is read directly: it is stable while updates are
+        # in flight, and the product of an update held in S1 is taken when it leaves.
         s2_pp = []
-        for (pa, off), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
+        for (pa, _), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
             name = f"s2_mul{len(s2_pp)}"
-            unit = RegisteredMultiplier(len(pa), len(mb), split_enables=True,
+            unit = RegisteredMultiplier(len(pa), len(mb), input_register=False,
                                         site=dsp_site(platform, name))
             m.submodules[name] = unit
-            m.d.comb += [unit.a.eq(p_in[off : off + len(pa)]), unit.b.eq(mb),
-                         unit.en_in.eq(s1_en), unit.en_b.eq(s1_en | hold), unit.en_out.eq(advance)]
+            m.d.comb += [unit.a.eq(pa), unit.b.eq(mb), unit.en_out.eq(advance)]
             s2_pp.append(unit.p)
         s2_quotable, s2_crossed = Datapath(), Datapath()
         s2_ts = Datapath(TS_BITS)
@@ -255,11 +257,11 @@ class QuotePipeline(wiring.Component):
         # the level constants, registered again next to the S5 adders
         s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
         s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
-        rp_below_kbr = s3_f < co.th_bid
-        rp_above_0 = s3_f >= co.th_zero
-        rp_above_kar = s3_f >= co.th_ask
+        # the candidate steps, each a comparison straight into a register: the bid side
+        # sits a level further out when F < th_bid; the ask side one level per threshold met
         s4_shift_b = Datapath()
-        s4_shift_a = Datapath(2)
+        s4_ask_steps = Datapath(2)
+        s4_shift_a = s4_ask_steps[0] + s4_ask_steps[1]
         # per shift s (levels the chosen candidate sits out): posted mask, out-of-domain count
         s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
         s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
@@ -320,8 +322,8 @@ class QuotePipeline(wiring.Component):
                 valid[3].eq(valid[2]),
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
-                s4_shift_b.eq(rp_below_kbr & co.bid_shift),
-                s4_shift_a.eq((rp_above_0 & co.ask_shift1) + (rp_above_kar & co.ask_shift2)),
+                s4_shift_b.eq(s3_f < co.th_bid),
+                s4_ask_steps.eq(Cat(s3_f >= co.th_zero, s3_f >= co.th_ask)),
                 *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
                 *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),

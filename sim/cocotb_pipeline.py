@@ -165,6 +165,7 @@ class TB:
         dut.rst.value = 1
         dut.i__valid.value = 0
         dut.o__ready.value = 0
+        dut.soft_reset.value = 0  # an input the conformance runs leave idle
         for _ in range(2):
             await RisingEdge(dut.clk)
         dut.rst.value = 0

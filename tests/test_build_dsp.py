@@ -73,3 +73,44 @@ def test_without_the_output_register_the_product_follows_the_operand_register():
     text = verilog.convert(RegisteredMultiplier(18, 18, output_register=False),
                            platform=target_platform("um5g-85k", "CABGA381", 8))
     assert '.REG_OUTPUT_CLK("NONE")' in text and '.REG_INPUTA_CLK("CLK0")' in text
+
+
+def test_without_the_input_register_the_product_is_registered_once():
+    dut = RegisteredMultiplier(18, 17, input_register=False)
+    assert dut.latency == 1
+    seed = 10
+    rng = random.Random(seed)
+
+    async def bench(ctx):
+        p = 0
+        for _ in range(200):
+            a, b, en_out = rng.getrandbits(18), rng.getrandbits(17), rng.random() < 0.7
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            ctx.set(dut.en_out, en_out)
+            await ctx.tick()
+            p = a * b if en_out else p
+            assert ctx.get(dut.p) == p, f"seed {seed}"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    text = verilog.convert(RegisteredMultiplier(18, 18, input_register=False, site="X49/Y34/MULT18_0"),
+                           platform=target_platform("um5g-85k", "CABGA381", 8))
+    assert '.REG_INPUTA_CLK("NONE")' in text and '.REG_INPUTB_CLK("NONE")' in text
+    assert '.REG_OUTPUT_CLK("CLK0")' in text and 'BEL = "X49/Y34/MULT18_0"' in text
+
+
+def test_a_multiplier_needs_one_of_its_registers():
+    with pytest.raises(ValueError, match="input or its output register"):
+        RegisteredMultiplier(18, 18, input_register=False, output_register=False)
+
+
+def test_pipeline_multipliers_are_pinned_only_on_parts_with_a_known_grid():
+    from nanoquote.hw.floorplan import dsp_site
+
+    sites = [dsp_site(target_platform("um5g-85k", "CABGA381", 8), f"s2_mul{k}") for k in range(4)]
+    assert all(sites) and len(set(sites)) == 4
+    assert dsp_site(target_platform("um5g-25k", "CABGA381", 8), "s2_mul0") is None
+    assert dsp_site(None, "s2_mul0") is None
