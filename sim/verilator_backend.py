@@ -39,8 +39,12 @@ BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
 
 
 def random_reset_plusargs(seed: int) -> tuple[str, ...]:
-    """Plusargs for a run whose registers start with seeded random values."""
-    return ("+verilator+rand+reset+2", f"+verilator+seed+{seed}")
+    """Plusargs for a run whose registers start with seeded random values.
+
+    Verilator takes a positive 31-bit seed; wider seeds (a 32-bit conformance seed) are
+    folded into that range.
+    """
+    return ("+verilator+rand+reset+2", f"+verilator+seed+{seed % (2**31 - 1) + 1}")
 
 
 @dataclass(frozen=True)
