@@ -202,14 +202,13 @@ class QuotePipeline(wiring.Component):
             s2_pp.append(unit.p)
         s2_quotable, s2_crossed = Datapath(), Datapath()
         s2_ts = Datapath(TS_BITS)
-        # P against every window's bounds, one carry chain each; S3 combines them. Each
+        # P against every window's bounds, one carry chain each; S3 combines them. The ask
         # side compares its own copy of P (S1's register would fan out to 38 comparators
-        # and the multipliers); the copies' different initial values, which nothing reads,
-        # keep synthesis from merging them back into one register.
-        s1_p_bid = Datapath(wsum, name="s1_p_bid", init=(1 << wsum) - 1)
-        s1_p_ask = Datapath(wsum, name="s1_p_ask", init=(1 << wsum) // 3)
+        # and the multipliers); the copy's initial value, which nothing reads, differs
+        # from S1's in every bit, so synthesis does not merge the two registers.
+        s1_p_ask = Datapath(wsum, name="s1_p_ask", init=(1 << wsum) - 1)
         with m.If(s1_en):
-            m.d.sync += [s1_p_bid.eq(p_in), s1_p_ask.eq(p_in)]
+            m.d.sync += s1_p_ask.eq(p_in)
         s2_ge_b, s2_lt_b = Datapath(w.bid_windows), Datapath(w.bid_windows)
         s2_ge_a, s2_lt_a = Datapath(w.ask_windows), Datapath(w.ask_windows)
 
@@ -310,8 +309,8 @@ class QuotePipeline(wiring.Component):
                 s2_quotable.eq(s1_quotable),
                 s2_crossed.eq(s1_crossed),
                 s2_ts.eq(s1_ts),
-                s2_ge_b.eq(Cat(*(s1_p_bid >= co.bid_lo[j] for j in range(w.bid_windows)))),
-                s2_lt_b.eq(Cat(*(s1_p_bid < co.bid_hi[j] for j in range(w.bid_windows)))),
+                s2_ge_b.eq(Cat(*(s1_p >= co.bid_lo[j] for j in range(w.bid_windows)))),
+                s2_lt_b.eq(Cat(*(s1_p < co.bid_hi[j] for j in range(w.bid_windows)))),
                 s2_ge_a.eq(Cat(*(s1_p_ask >= co.ask_lo[j] for j in range(w.ask_windows)))),
                 s2_lt_a.eq(Cat(*(s1_p_ask < co.ask_hi[j] for j in range(w.ask_windows)))),
                 s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
