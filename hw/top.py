@@ -6,11 +6,10 @@ register map of ``nanoquote.hw.registers``:
 * ``axil``: AXI4-Lite slave (:class:`~nanoquote.hw.axil.AxiLiteRegisterSlave` and the
   generated :class:`~nanoquote.hw.regblock.RegisterBlock`).
 * ``i``: market updates (the pipeline's ``MarketUpdate`` stream), one per clock.
-* ``o``: ladders (the pipeline's ``LadderOut`` stream), through a one-ladder skid
-  buffer so that the consumer's ``ready`` reaches no pipeline logic. Its ``ready`` is an
-  input of the top: a deployment that uses only the register quote path ties
-  ``o.ready`` high (otherwise undelivered ladders stall the pipeline and the register
-  path with it).
+* ``o``: ladders (the pipeline's ``LadderOut`` stream). Its ``ready`` is an input of
+  the top: a deployment that uses only the register quote path ties ``o.ready`` high
+  (otherwise undelivered ladders fill the pipeline's output buffer and then stop it,
+  and the register path with it).
 
 Control (``CONTROL`` pulses, applied in this order, so the later wins within one
 write): ``soft_reset`` and ``disarm`` disarm; ``arm`` arms unless killed; ``kill``
@@ -36,7 +35,7 @@ set.
 
 Counters (32-bit, wrapping; cleared by ``clear_counters`` and ``soft_reset``): UPDATES
 counts updates entering the pipeline (stream and register path); the others count
-delivered ladders (ladders leaving the pipeline, into ``o`` or the skid buffer): LADDERS all, REFRESHES with ``refresh``, NO_MID and CROSSED with
+delivered ladders (taken from ``o``): LADDERS all, REFRESHES with ``refresh``, NO_MID and CROSSED with
 those flags, OUT_OF_DOMAIN adds ``out_of_domain``, GATED_BID/ASK those with a mid and
 fewer levels than the live ``num_levels``. ``ERRORS.out_of_domain``/``crossed`` are set
 by delivered ladders. Event flags are registered once before the counters, so the
@@ -191,22 +190,7 @@ class NanoquoteTop(wiring.Component):
                          pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
         m.d.comb += [self.i.ready.eq(~pending & front_ready),
                      accepted.eq((pending | self.i.valid) & front_ready)]
-        # -- output: a one-ladder skid buffer, so the pipeline's ``o.ready`` is a register --------
-        # (the consumer's ready then reaches no pipeline logic). A ladder the consumer does
-        # not take waits here while the pipeline's next ladder waits in its last stage; the
-        # order is kept and, with ``o.ready`` high, ladders pass straight through.
-        skid_valid = Signal()
-        skid = Signal(pipe.o.payload.shape(), reset_less=True)
-        m.d.comb += [
-            pipe.o.ready.eq(~skid_valid),
-            self.o.valid.eq(skid_valid | pipe.o.valid),
-            self.o.payload.eq(Mux(skid_valid, skid, pipe.o.payload)),
-        ]
-        with m.If(skid_valid):
-            with m.If(self.o.ready):
-                m.d.sync += skid_valid.eq(0)
-        with m.Elif(pipe.o.valid & ~self.o.ready):
-            m.d.sync += [skid_valid.eq(1), skid.eq(pipe.o.payload)]
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
 
         delivered = Signal()
         m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
