@@ -164,6 +164,46 @@ def test_one_update_per_clock_and_fixed_latency() -> None:
         assert codec.decode(raw) == codec.decode(_golden_raw(codec, config, b, 7, refresh))
 
 
+def test_a_stopped_consumer_fills_the_output_buffer_then_ready_drops() -> None:
+    dut = QuotePipeline()
+    codec = PortCodec(8, 31)
+    config = MarketMakerConfig(num_levels=8)
+    books = [BookUpdate(500 + k, 100_000 + 25 * k, 100_050 + 25 * k) for k in range(QuotePipeline.CAPACITY + 4)]
+    seen: dict[str, object] = {"accepted": [], "out": []}
+
+    async def bench(ctx) -> None:  # noqa: ANN001
+        h = _Harness(dut, codec, ctx)
+        h.set_ports(config, 0)
+        await h.wait_settled()
+        ctx.set(dut.o.ready, 0)
+        pending = list(books)
+        for _ in range(40):  # offer every cycle, take nothing
+            ctx.set(dut.i.valid, bool(pending))
+            if pending:
+                ctx.set(dut.i.payload.as_value(), _book(codec, pending[0].ts, pending[0].best_bid, pending[0].best_ask))
+                if ctx.get(dut.i.ready):
+                    seen["accepted"].append(pending.pop(0).ts)
+            await ctx.tick()
+        seen["held"] = len(seen["accepted"])
+        for _ in range(60):  # now take everything, one ladder per cycle
+            ctx.set(dut.i.valid, bool(pending))
+            if pending:
+                ctx.set(dut.i.payload.as_value(), _book(codec, pending[0].ts, pending[0].best_bid, pending[0].best_ask))
+                if ctx.get(dut.i.ready):
+                    seen["accepted"].append(pending.pop(0).ts)
+            ctx.set(dut.o.ready, 1)
+            if ctx.get(dut.o.valid):
+                seen["out"].append(ctx.get(dut.o.payload.as_value()))
+            await ctx.tick()
+
+    _run(dut, bench)
+    assert seen["held"] == QuotePipeline.CAPACITY
+    assert seen["accepted"] == [b.ts for b in books]
+    clock = SpecRefreshClock()
+    want = [codec.decode(_golden_raw(codec, config, b, 0, clock.decide(config, True, True, b.ts))) for b in books]
+    assert [codec.decode(raw) for raw in seen["out"]] == want  # all of them, in order, once
+
+
 @pytest.mark.parametrize("change", ["position", "live_bid", "config"])
 def test_port_change_then_immediate_update_sees_new_value(change: str) -> None:
     dut = QuotePipeline()
