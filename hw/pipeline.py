@@ -5,8 +5,7 @@ bit-accurate model (``model.py``) names the same stages. Per-update stages, one
 register each:
 
 ====  ====================================================================================
-S1    ``P = bid + ask``; crossed; ``armed`` and a snapshot of the configuration ports,
-      both taken with the update
+S1    ``P = bid + ask``; crossed; ``armed``, taken with the update
 S2    4 limb products ``P * m`` (``m``: reciprocal of ``2T`` normalized to 33 bits);
       refresh decision (:class:`~.refresh_timer.RefreshTimer`); every price-domain
       window as ``LOP <= P < HIP`` (``qP >= k`` exactly when ``P >= k * 2T``)
@@ -25,22 +24,22 @@ and out of a DSP.
 
 Back-pressure: the stages never stall (a stall enable would fan out to every register
 of the datapath). Ladders the consumer does not take wait in an output buffer of
-``CAPACITY`` ladders (LUT RAM) and leave in order; with ``o.ready`` high they pass
+``CAPACITY`` ladders (``output_buffer``) and leave in order; with ``o.ready`` high they pass
 straight from S5 to ``o``. Credits keep the buffer from overflowing: an update is
 accepted only while fewer than ``CAPACITY`` updates are in the stages or the buffer, so
-``i.ready`` depends on registers only (never on ``i.valid``, ``o.ready`` or the
-configuration ports), and with ``CAPACITY > LATENCY`` a consumer that is always ready
-never sees ``i.ready`` drop.
+``i.ready`` depends on registers only (and on ``config_changed``; never on ``i.valid``
+or ``o.ready``), and with ``CAPACITY > LATENCY`` a consumer that is always ready never
+sees ``i.ready`` drop.
 
-Configuration rule: S1 takes a snapshot of ``cfg``, ``position`` and ``live_*_qty``
-with every update it accepts (and every cycle it holds none) and notes whether it may
-differ from the coefficient stage's inputs. A differing snapshot holds in S1 (``i.ready``
-low) until S2..S5 are empty, becomes the coefficient stage's input, and is released
-after ``CoefficientUnit.settle_cycles`` cycles. So an update accepted at a clock edge
-sees exactly the port values present at that edge, and every update sees one consistent
-coefficient set. ``settled`` is low while a change is pending or settling. Reset clears
-the refresh state and starts a settle; ``soft_reset`` (a one-cycle pulse) clears the
-refresh state only, leaving updates in flight and the configuration as they are.
+Configuration rule: no update is accepted while a change of ``cfg``, ``position`` or
+``live_*_qty`` is pending. When the ports change, ``i.ready`` drops (in that very
+cycle) until the updates already accepted have left S5, the coefficient stage has
+taken the new values and settled (``CoefficientUnit.settle_cycles`` cycles). So an
+update accepted at a clock edge sees exactly the port values present at that edge, and
+every update sees one consistent coefficient set. ``settled`` is low from the cycle
+after a change until it is in use. Reset clears the refresh state and starts a settle;
+``soft_reset`` (a one-cycle pulse) clears the refresh state only, leaving updates in
+flight and the configuration as they are.
 
 Whether the ports changed: with ``config_strobe=True`` the ``config_changed`` input says
 so (high in every cycle whose port values differ from the previous cycle's, e.g. the
@@ -48,7 +47,8 @@ cycle after a register commit; the ports are zero after reset unless it is high 
 first cycle). A strobe with unchanged values costs one settle and is otherwise harmless.
 Without it (the default, for a free-standing pipeline) the pipeline compares the ports
 with their values one cycle earlier: a comparator as wide as the configuration, which a
-register-driven top level avoids by the strobe.
+register-driven top level avoids by the strobe (and through which ``i.ready`` then
+depends on the ports).
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ from functools import partial
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .arith import limbs, popcount
@@ -72,6 +71,7 @@ from .coefficients import (
 from .dsp import RegisteredMultiplier
 from .floorplan import dsp_site
 from .layouts import ladder_out_layout, market_update_layout, pipeline_config_layout
+from .output_buffer import OutputBuffer
 from .refresh_timer import RefreshTimer
 from .widths import LIMB, DatapathWidths
 
@@ -105,7 +105,7 @@ class QuotePipeline(wiring.Component):
     """
 
     LATENCY = 5
-    CAPACITY = 8
+    CAPACITY = 7
 
     def __init__(
         self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
@@ -140,29 +140,31 @@ class QuotePipeline(wiring.Component):
         m.submodules.coefficients = co = self.coefficients
         m.submodules.refresh_timer = timer = RefreshTimer()
 
-        # -- control: snapshot with each update, coefficient copies, settle ------------
+        # -- control: coefficient copies, settle, credits ----------------------------------
+        # No update is accepted while a change of the ports is pending: every update sees
+        # the ports as they were at the clock edge that accepted it, and the coefficients
+        # made from them (older updates leave before the copies change).
         ports = Cat(self.cfg.as_value(), self.position, self.live_bid_qty, self.live_ask_qty)
-        # S1: the ports as the update in S1 was accepted (retaken before every load, so
-        # its value after reset does not matter)
-        snapshot = Signal(len(ports), reset_less=True)
         copies = Signal(len(ports))  # the coefficient stage's inputs
-        snap_diff = Signal()  # the snapshot may differ from the copies
         if self.config_strobe:
             changed = self.config_changed
         else:
             ports_before = Signal(len(ports))
             m.d.sync += ports_before.eq(ports)
             changed = ports != ports_before
-        unseen = Signal()  # the ports changed after the snapshot was last taken
+        dirty = Signal()  # the ports changed after the copies were taken
         m.d.comb += Cat(co.cfg.as_value(), co.position, co.live_bid, co.live_ask).eq(copies)
         settle = Signal(range(co.settle_cycles + 1), init=co.settle_cycles)
         settling = Signal(init=1)  # settle != 0, registered
-        hold = Signal(init=1)  # S1 waits for new coefficients: snap_diff | settling, registered
+        hold = Signal(init=1)  # no update is accepted: dirty or settling, registered
         valid = [Signal(name=f"s{k}_valid") for k in range(1, 6)]
-        load = snap_diff & ~Cat(*valid[1:]).any()  # older updates have left: take it over
-        # S1 takes a new update (or a bubble) whenever it does not hold one for new
-        # coefficients; S2..S5 always advance
-        s1_en = ~hold
+        load = dirty & ~Cat(*valid).any()  # every older update has left S5: take the ports
+        dirty_next = changed | (dirty & ~load)
+        m.d.sync += [dirty.eq(dirty_next), hold.eq(dirty_next | load | (settle > 1))]
+        with m.If(load):
+            m.d.sync += [copies.eq(ports), settle.eq(co.settle_cycles), settling.eq(1)]
+        with m.Elif(settling):
+            m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
         # credits: CAPACITY minus the updates in the stages and the output buffer
         credits = Signal(range(self.CAPACITY + 1), init=self.CAPACITY)
         has_credit = Signal(init=1)  # credits != 0, registered
@@ -170,21 +172,8 @@ class QuotePipeline(wiring.Component):
         delivered = self.o.valid & self.o.ready
         credits_next = (credits - taken + delivered)[: len(credits)]
         m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
-        # The snapshot moves with each accepted update; while S1 holds no update it
-        # follows the ports every cycle (but the cycle it is taken over), so a change is
-        # seen at once even during a settle.
-        snap_en = s1_en | (~valid[0] & ~load)
-        snap_diff_next = Mux(load, 0, Mux(snap_en, snap_diff | unseen | changed, snap_diff))
-        m.d.sync += [snap_diff.eq(snap_diff_next), unseen.eq(~snap_en & (unseen | changed)),
-                     hold.eq(snap_diff_next | load | (settle > 1))]
-        with m.If(load):
-            m.d.sync += [copies.eq(snapshot), settle.eq(co.settle_cycles), settling.eq(1)]
-        with m.Elif(settling):
-            m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
-        with m.If(snap_en):
-            m.d.sync += snapshot.eq(ports)
-        m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold),
-                     self.i.ready.eq(s1_en & has_credit)]
+        accept = ~hold & ~changed & has_credit
+        m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold), self.i.ready.eq(accept)]
 
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
@@ -192,23 +181,21 @@ class QuotePipeline(wiring.Component):
         s1_p = Datapath(wsum)
         s1_both, s1_crossed, s1_armed = Datapath(), Datapath(), Datapath()
         s1_ts = Datapath(TS_BITS)
-        with m.If(s1_en):
-            m.d.sync += [
-                valid[0].eq(self.i.valid & has_credit),
-                s1_p.eq(p_in),
-                s1_both.eq(upd.has_bid & upd.has_ask),
-                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
-                s1_armed.eq(self.armed),
-                s1_ts.eq(upd.ts),
-            ]
-        s1_leaves = valid[0] & ~hold
+        m.d.sync += [
+            valid[0].eq(self.i.valid & accept),
+            s1_p.eq(p_in),
+            s1_both.eq(upd.has_bid & upd.has_ask),
+            s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
+            s1_armed.eq(self.armed),
+            s1_ts.eq(upd.ts),
+        ]
         s1_quotable = s1_both & (co.legacy | ~s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
         # P * m in 4 MULT18X18D that multiply S1's P (a fabric register: the input
         # multiplexer and adder in front of it leave no time for a route into a DSP) into
         # their output registers (S2). m is read directly: it is stable while updates are
-        # in flight, and the product of an update held in S1 is taken when it leaves.
+        # in flight.
         s2_pp = []
         for (pa, _), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
             name = f"s2_mul{len(s2_pp)}"
@@ -224,8 +211,7 @@ class QuotePipeline(wiring.Component):
         # and the multipliers); the copy's initial value, which nothing reads, differs
         # from S1's in every bit, so synthesis does not merge the two registers.
         s1_p_ask = Datapath(wsum, name="s1_p_ask", init=(1 << wsum) - 1)
-        with m.If(s1_en):
-            m.d.sync += s1_p_ask.eq(p_in)
+        m.d.sync += s1_p_ask.eq(p_in)
         s2_ge_b, s2_lt_b = Datapath(w.bid_windows), Datapath(w.bid_windows)
         s2_ge_a, s2_lt_a = Datapath(w.ask_windows), Datapath(w.ask_windows)
 
@@ -235,7 +221,7 @@ class QuotePipeline(wiring.Component):
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
             timer.settling.eq(settling),
-            timer.eligible.eq(s1_leaves & s1_armed & s1_quotable),
+            timer.eligible.eq(valid[0] & s1_armed & s1_quotable),
             timer.ts.eq(s1_ts),
             timer.commit.eq(1),
             timer.clear.eq(self.soft_reset),
@@ -299,14 +285,14 @@ class QuotePipeline(wiring.Component):
         # -- S5 --------------------------------------------------------------------------
         out = Datapath(ladder_out_layout(lv, pb))
         # the output buffer: a ladder not taken at once, and every one behind it, queues
-        m.submodules.out_buffer = buffer = SyncFIFO(width=len(out.as_value()), depth=self.CAPACITY)
-        queued = buffer.r_rdy
+        m.submodules.out_buffer = buffer = OutputBuffer(len(out.as_value()), self.CAPACITY)
+        queued = buffer.nonempty
         m.d.comb += [
             buffer.w_data.eq(out.as_value()),
-            buffer.w_en.eq(valid[4] & (queued | ~self.o.ready)),
-            buffer.r_en.eq(self.o.ready),
+            buffer.push.eq(valid[4] & (queued | ~self.o.ready)),
+            buffer.pop.eq(self.o.ready),
             self.o.valid.eq(queued | valid[4]),
-            self.o.payload.eq(Mux(queued, buffer.r_data, out.as_value())),
+            self.o.payload.eq(Mux(queued, buffer.head, out.as_value())),
         ]
         # Level i of the chosen candidate is level i + shift of candidate 0: its K is
         # selected (AND-OR by the one-hot select) from registers while the products travel
@@ -331,7 +317,7 @@ class QuotePipeline(wiring.Component):
         # every stage advances every cycle
         m.d.sync += [
             # S2
-            valid[1].eq(s1_leaves),
+            valid[1].eq(valid[0]),
             s2_quotable.eq(s1_quotable),
             s2_crossed.eq(s1_crossed),
             s2_ts.eq(s1_ts),
