@@ -22,14 +22,10 @@ Every multiply is alone in its stage and split into 18x18 limbs (ECP5 MULT18X18D
 no stage has a multiply plus an adder, two carry chains in series, or a route both into
 and out of a DSP.
 
-Back-pressure: the stages never stall (a stall enable would fan out to every register
-of the datapath). Ladders the consumer does not take wait in an output buffer of
-``CAPACITY`` ladders (``output_buffer``) and leave in order; with ``o.ready`` high they pass
-straight from S5 to ``o``. Credits keep the buffer from overflowing: an update is
-accepted only while fewer than ``CAPACITY`` updates are in the stages or the buffer, so
-``i.ready`` depends on registers only (and on ``config_changed``; never on ``i.valid``
-or ``o.ready``), and with ``CAPACITY > LATENCY`` a consumer that is always ready never
-sees ``i.ready`` drop.
+Back-pressure: stages S1..S5 advance when the output register is empty or being taken
+(``advance = ~o.valid | o.ready``) and stall otherwise, so nothing is lost, duplicated
+or reordered. ``i.ready`` depends on ``o.ready``, registers and ``config_changed``,
+never on ``i.valid``.
 
 Configuration rule: no update is accepted while a change of ``cfg``, ``position`` or
 ``live_*_qty`` is pending. When the ports change, ``i.ready`` drops (in that very
@@ -71,7 +67,6 @@ from .coefficients import (
 from .dsp import RegisteredMultiplier
 from .floorplan import dsp_site
 from .layouts import ladder_out_layout, market_update_layout, pipeline_config_layout
-from .output_buffer import OutputBuffer
 from .refresh_timer import RefreshTimer
 from .widths import LIMB, DatapathWidths
 
@@ -99,13 +94,9 @@ class QuotePipeline(wiring.Component):
     ----------
     LATENCY : int
         Clocks from accepting an update to its ladder being valid on ``o`` (no stalls).
-    CAPACITY : int
-        Updates accepted but not yet delivered the pipeline can hold (in its stages and
-        its output buffer) when the consumer stops taking ladders.
     """
 
     LATENCY = 5
-    CAPACITY = 7
 
     def __init__(
         self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
@@ -165,15 +156,11 @@ class QuotePipeline(wiring.Component):
             m.d.sync += [copies.eq(ports), settle.eq(co.settle_cycles), settling.eq(1)]
         with m.Elif(settling):
             m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
-        # credits: CAPACITY minus the updates in the stages and the output buffer
-        credits = Signal(range(self.CAPACITY + 1), init=self.CAPACITY)
-        has_credit = Signal(init=1)  # credits != 0, registered
-        taken = self.i.valid & self.i.ready
-        delivered = self.o.valid & self.o.ready
-        credits_next = (credits - taken + delivered)[: len(credits)]
-        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
-        accept = ~hold & ~changed & has_credit
-        m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold), self.i.ready.eq(accept)]
+        # every stage advances when the output register is empty or being taken
+        advance = ~valid[4] | self.o.ready
+        accept = advance & ~hold & ~changed
+        m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold), self.i.ready.eq(accept),
+                     self.o.valid.eq(valid[4])]
 
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
@@ -181,14 +168,15 @@ class QuotePipeline(wiring.Component):
         s1_p = Datapath(wsum)
         s1_both, s1_crossed, s1_armed = Datapath(), Datapath(), Datapath()
         s1_ts = Datapath(TS_BITS)
-        m.d.sync += [
-            valid[0].eq(self.i.valid & accept),
-            s1_p.eq(p_in),
-            s1_both.eq(upd.has_bid & upd.has_ask),
-            s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
-            s1_armed.eq(self.armed),
-            s1_ts.eq(upd.ts),
-        ]
+        with m.If(advance):
+            m.d.sync += [
+                valid[0].eq(self.i.valid & accept),
+                s1_p.eq(p_in),
+                s1_both.eq(upd.has_bid & upd.has_ask),
+                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
+                s1_armed.eq(self.armed),
+                s1_ts.eq(upd.ts),
+            ]
         s1_quotable = s1_both & (co.legacy | ~s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
@@ -202,7 +190,7 @@ class QuotePipeline(wiring.Component):
             unit = RegisteredMultiplier(len(pa), len(mb), input_register=False,
                                         site=dsp_site(platform, name))
             m.submodules[name] = unit
-            m.d.comb += [unit.a.eq(pa), unit.b.eq(mb)]
+            m.d.comb += [unit.a.eq(pa), unit.b.eq(mb), unit.en_out.eq(advance)]
             s2_pp.append(unit.p)
         s2_quotable, s2_crossed = Datapath(), Datapath()
         s2_ts = Datapath(TS_BITS)
@@ -211,7 +199,8 @@ class QuotePipeline(wiring.Component):
         # and the multipliers); the copy's initial value, which nothing reads, differs
         # from S1's in every bit, so synthesis does not merge the two registers.
         s1_p_ask = Datapath(wsum, name="s1_p_ask", init=(1 << wsum) - 1)
-        m.d.sync += s1_p_ask.eq(p_in)
+        with m.If(advance):
+            m.d.sync += s1_p_ask.eq(p_in)
         s2_ge_b, s2_lt_b = Datapath(w.bid_windows), Datapath(w.bid_windows)
         s2_ge_a, s2_lt_a = Datapath(w.ask_windows), Datapath(w.ask_windows)
 
@@ -223,7 +212,7 @@ class QuotePipeline(wiring.Component):
             timer.settling.eq(settling),
             timer.eligible.eq(valid[0] & s1_armed & s1_quotable),
             timer.ts.eq(s1_ts),
-            timer.commit.eq(1),
+            timer.commit.eq(advance),
             timer.clear.eq(self.soft_reset),
         ]
 
@@ -257,7 +246,7 @@ class QuotePipeline(wiring.Component):
                 unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False,
                                             site=dsp_site(platform, name))
                 m.submodules[name] = unit
-                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime)]
+                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
                 products.append(unit.p)
         # the level constants, registered again next to the S5 adders
         s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
@@ -284,16 +273,7 @@ class QuotePipeline(wiring.Component):
 
         # -- S5 --------------------------------------------------------------------------
         out = Datapath(ladder_out_layout(lv, pb))
-        # the output buffer: a ladder not taken at once, and every one behind it, queues
-        m.submodules.out_buffer = buffer = OutputBuffer(len(out.as_value()), self.CAPACITY)
-        queued = buffer.nonempty
-        m.d.comb += [
-            buffer.w_data.eq(out.as_value()),
-            buffer.push.eq(valid[4] & (queued | ~self.o.ready)),
-            buffer.pop.eq(self.o.ready),
-            self.o.valid.eq(queued | valid[4]),
-            self.o.payload.eq(Mux(queued, buffer.head, out.as_value())),
-        ]
+        m.d.comb += self.o.payload.eq(out)
         # Level i of the chosen candidate is level i + shift of candidate 0: its K is
         # selected (AND-OR by the one-hot select) from registers while the products travel
         # from the DSPs, so each price is one 3-input adder, T*qP -/+ K (T*qP = T' * X /
@@ -314,66 +294,66 @@ class QuotePipeline(wiring.Component):
         post_b = s4_sel_b[0] | s4_sel_b[1]
         post_a = s4_sel_a[0] | s4_sel_a[1] | s4_sel_a[2]
 
-        # every stage advances every cycle
-        m.d.sync += [
-            # S2
-            valid[1].eq(valid[0]),
-            s2_quotable.eq(s1_quotable),
-            s2_crossed.eq(s1_crossed),
-            s2_ts.eq(s1_ts),
-            s2_ge_b.eq(Cat(*(s1_p >= co.bid_lo[j] for j in range(w.bid_windows)))),
-            s2_lt_b.eq(Cat(*(s1_p < co.bid_hi[j] for j in range(w.bid_windows)))),
-            s2_ge_a.eq(Cat(*(s1_p_ask >= co.ask_lo[j] for j in range(w.ask_windows)))),
-            s2_lt_a.eq(Cat(*(s1_p_ask < co.ask_hi[j] for j in range(w.ask_windows)))),
-            s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
-            s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
-            s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
-            s2_count_a.eq(Mux(s1_quotable, co.ask_count, 0)),
-            # S3
-            valid[2].eq(valid[1]),
-            s3_f.eq(Cat(s_full[:wsum], s_hi[:17] & co.low_mask)),
-            s3_x.eq(x),
-            s3_quotable.eq(s2_quotable),
-            s3_crossed.eq(s2_crossed),
-            s3_refresh.eq(timer.fired),
-            s3_ts.eq(s2_ts),
-            s3_count_b.eq(s2_count_b),
-            s3_count_a.eq(s2_count_a),
-            *(s3_post_b[k].eq(s2_gate_b & dom_b[k : k + lv]) for k in range(2)),
-            *(s3_post_a[k].eq(s2_gate_a & dom_a[k : k + lv]) for k in range(3)),
-            *(s3_out_b[k].eq(s2_gate_b & ~dom_b[k : k + lv]) for k in range(2)),
-            *(s3_out_a[k].eq(s2_gate_a & ~dom_a[k : k + lv]) for k in range(3)),
-            # S4
-            valid[3].eq(valid[2]),
-            *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
-            *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
-            s4_shift_b.eq(below_b),
-            s4_ask_steps.eq(Cat(*above_a)),
-            s4_sel_b[0].eq(s3_post_b[0] & (~below_b).replicate(lv)),
-            s4_sel_b[1].eq(s3_post_b[1] & below_b.replicate(lv)),
-            *(s4_sel_a[k].eq(s3_post_a[k] & ask_by_shift[k].replicate(lv)) for k in range(3)),
-            *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
-            *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
-            s4_count_b.eq(s3_count_b),
-            s4_count_a.eq(s3_count_a),
-            s4_quotable.eq(s3_quotable),
-            s4_crossed.eq(s3_crossed),
-            s4_refresh.eq(s3_refresh),
-            s4_ts.eq(s3_ts),
-            # S5
-            valid[4].eq(valid[3]),
-            out.ts.eq(s4_ts),
-            out.bid_post.eq(post_b),
-            out.ask_post.eq(post_a),
-            out.bid_count.eq(s4_count_b),
-            out.ask_count.eq(s4_count_a),
-            out.out_of_domain.eq(Mux(s4_shift_b, s4_ood_b[1], s4_ood_b[0])
-                                 + pick3(s4_shift_a, s4_ood_a)),
-            out.no_mid.eq(~s4_quotable),
-            out.crossed.eq(s4_crossed),
-            out.refresh.eq(s4_refresh),
-        ]
-        for i in range(lv):
-            m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
-                         out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
+        with m.If(advance):
+            m.d.sync += [
+                # S2
+                valid[1].eq(valid[0]),
+                s2_quotable.eq(s1_quotable),
+                s2_crossed.eq(s1_crossed),
+                s2_ts.eq(s1_ts),
+                s2_ge_b.eq(Cat(*(s1_p >= co.bid_lo[j] for j in range(w.bid_windows)))),
+                s2_lt_b.eq(Cat(*(s1_p < co.bid_hi[j] for j in range(w.bid_windows)))),
+                s2_ge_a.eq(Cat(*(s1_p_ask >= co.ask_lo[j] for j in range(w.ask_windows)))),
+                s2_lt_a.eq(Cat(*(s1_p_ask < co.ask_hi[j] for j in range(w.ask_windows)))),
+                s2_gate_b.eq(Mux(s1_quotable, co.bid_gate, 0)),
+                s2_gate_a.eq(Mux(s1_quotable, co.ask_gate, 0)),
+                s2_count_b.eq(Mux(s1_quotable, co.bid_count, 0)),
+                s2_count_a.eq(Mux(s1_quotable, co.ask_count, 0)),
+                # S3
+                valid[2].eq(valid[1]),
+                s3_f.eq(Cat(s_full[:wsum], s_hi[:17] & co.low_mask)),
+                s3_x.eq(x),
+                s3_quotable.eq(s2_quotable),
+                s3_crossed.eq(s2_crossed),
+                s3_refresh.eq(timer.fired),
+                s3_ts.eq(s2_ts),
+                s3_count_b.eq(s2_count_b),
+                s3_count_a.eq(s2_count_a),
+                *(s3_post_b[k].eq(s2_gate_b & dom_b[k : k + lv]) for k in range(2)),
+                *(s3_post_a[k].eq(s2_gate_a & dom_a[k : k + lv]) for k in range(3)),
+                *(s3_out_b[k].eq(s2_gate_b & ~dom_b[k : k + lv]) for k in range(2)),
+                *(s3_out_a[k].eq(s2_gate_a & ~dom_a[k : k + lv]) for k in range(3)),
+                # S4
+                valid[3].eq(valid[2]),
+                *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
+                *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
+                s4_shift_b.eq(below_b),
+                s4_ask_steps.eq(Cat(*above_a)),
+                s4_sel_b[0].eq(s3_post_b[0] & (~below_b).replicate(lv)),
+                s4_sel_b[1].eq(s3_post_b[1] & below_b.replicate(lv)),
+                *(s4_sel_a[k].eq(s3_post_a[k] & ask_by_shift[k].replicate(lv)) for k in range(3)),
+                *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
+                *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
+                s4_count_b.eq(s3_count_b),
+                s4_count_a.eq(s3_count_a),
+                s4_quotable.eq(s3_quotable),
+                s4_crossed.eq(s3_crossed),
+                s4_refresh.eq(s3_refresh),
+                s4_ts.eq(s3_ts),
+                # S5
+                valid[4].eq(valid[3]),
+                out.ts.eq(s4_ts),
+                out.bid_post.eq(post_b),
+                out.ask_post.eq(post_a),
+                out.bid_count.eq(s4_count_b),
+                out.ask_count.eq(s4_count_a),
+                out.out_of_domain.eq(Mux(s4_shift_b, s4_ood_b[1], s4_ood_b[0])
+                                     + pick3(s4_shift_a, s4_ood_a)),
+                out.no_mid.eq(~s4_quotable),
+                out.crossed.eq(s4_crossed),
+                out.refresh.eq(s4_refresh),
+            ]
+            for i in range(lv):
+                m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
+                             out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
         return m

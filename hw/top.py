@@ -8,8 +8,7 @@ register map of ``nanoquote.hw.registers``:
 * ``i``: market updates (the pipeline's ``MarketUpdate`` stream), one per clock.
 * ``o``: ladders (the pipeline's ``LadderOut`` stream). Its ``ready`` is an input of
   the top: a deployment that uses only the register quote path ties ``o.ready`` high
-  (otherwise undelivered ladders fill the pipeline's output buffer and then stop it,
-  and the register path with it).
+  (otherwise an undelivered ladder stalls the pipeline and the register path with it).
 
 Control (``CONTROL`` pulses, applied in this order, so the later wins within one
 write): ``soft_reset`` and ``disarm`` disarm; ``arm`` arms unless killed; ``kill``

@@ -164,11 +164,11 @@ def test_one_update_per_clock_and_fixed_latency() -> None:
         assert codec.decode(raw) == codec.decode(_golden_raw(codec, config, b, 7, refresh))
 
 
-def test_a_stopped_consumer_fills_the_output_buffer_then_ready_drops() -> None:
+def test_a_stopped_consumer_fills_the_stages_then_ready_drops() -> None:
     dut = QuotePipeline()
     codec = PortCodec(8, 31)
     config = MarketMakerConfig(num_levels=8)
-    books = [BookUpdate(500 + k, 100_000 + 25 * k, 100_050 + 25 * k) for k in range(QuotePipeline.CAPACITY + 4)]
+    books = [BookUpdate(500 + k, 100_000 + 25 * k, 100_050 + 25 * k) for k in range(QuotePipeline.LATENCY + 4)]
     seen: dict[str, object] = {"accepted": [], "out": []}
 
     async def bench(ctx) -> None:  # noqa: ANN001
@@ -185,19 +185,19 @@ def test_a_stopped_consumer_fills_the_output_buffer_then_ready_drops() -> None:
                     seen["accepted"].append(pending.pop(0).ts)
             await ctx.tick()
         seen["held"] = len(seen["accepted"])
+        ctx.set(dut.o.ready, 1)  # i.ready follows o.ready within the cycle
         for _ in range(60):  # now take everything, one ladder per cycle
             ctx.set(dut.i.valid, bool(pending))
             if pending:
                 ctx.set(dut.i.payload.as_value(), _book(codec, pending[0].ts, pending[0].best_bid, pending[0].best_ask))
                 if ctx.get(dut.i.ready):
                     seen["accepted"].append(pending.pop(0).ts)
-            ctx.set(dut.o.ready, 1)
             if ctx.get(dut.o.valid):
                 seen["out"].append(ctx.get(dut.o.payload.as_value()))
             await ctx.tick()
 
     _run(dut, bench)
-    assert seen["held"] == QuotePipeline.CAPACITY
+    assert seen["held"] == QuotePipeline.LATENCY  # one per stage
     assert seen["accepted"] == [b.ts for b in books]
     clock = SpecRefreshClock()
     want = [codec.decode(_golden_raw(codec, config, b, 0, clock.decide(config, True, True, b.ts))) for b in books]

@@ -377,23 +377,23 @@ def test_submit_refused_while_one_waits_under_backpressure(input_register):
         await regs.configure(PipelineParams.from_config(config))
         await regs.pulse("arm")
         ctx.set(dut.o.ready, 0)
-        held = dut.pipeline.CAPACITY + input_register  # what the stalled engine can hold
-        for ts in range(1, held + 1):  # each enters and waits in the pipeline's output buffer
-            await regs.submit(ts, 100000, 100050)
-            await regs.bus.idle(20)
-        await regs.submit(held + 1, 200000, 200050)  # waits in front of the full pipeline
+        await regs.submit(1, 100000, 100050)  # enters and stalls at the output
         await regs.bus.idle(20)
+        await regs.submit(2, 200000, 200050)  # waits in front of the stalled pipeline
+        await regs.bus.idle(20)
+        if input_register:  # the input register holds one more: fill it from the register path
+            await regs.submit(3, 200000, 200050)
+            await regs.bus.idle(20)
         submit = dut.rmap["BOOK_SUBMIT"].address
         assert await regs.bus.write(submit, 0b11) == Resp.SLVERR
         assert (await regs.read_fields("ERRORS"))["bus_error"] == 1
         assert (await regs.read_fields("LADDER_STATUS"))["valid"] == 0
-        assert await regs.read("COUNT_UPDATES") == held
-        assert await regs.read("COUNT_LADDERS") == 0
+        assert await regs.read("COUNT_UPDATES") == 1 + input_register
         ctx.set(dut.o.ready, 1)
         got = await regs.ladder()
-        want = expected_ladder(config, BookUpdate(held + 1, 200000, 200050), 0, 0, 0, 8, 31)
+        want = expected_ladder(config, BookUpdate(2 + input_register, 200000, 200050), 0, 0, 0, 8, 31)
         assert {k: got[k] for k in want} == want
-        assert await regs.read("COUNT_LADDERS") == held + 1
+        assert await regs.read("COUNT_LADDERS") == 2 + input_register
 
     run_top(bench, f"top_busy_{input_register}", o_ready=0, input_register=input_register)
 
