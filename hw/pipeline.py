@@ -253,18 +253,14 @@ class QuotePipeline(wiring.Component):
         s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
         # the candidate steps: the bid side sits a level further out when F < th_bid; the
         # ask side one level per threshold met
+        # (the shifts are registered right after the comparisons)
         below_b = s3_f < co.th_bid
         above_a = [s3_f >= co.th_zero, s3_f >= co.th_ask]
-        ask_by_shift = [~above_a[0] & ~above_a[1], above_a[0] ^ above_a[1], above_a[0] & above_a[1]]
         s4_shift_b = Datapath()
-        s4_ask_steps = Datapath(2)
-        s4_shift_a = s4_ask_steps[0] + s4_ask_steps[1]
-        # per shift s and level i: "level i is posted and the candidate sits s levels out"
-        # (one-hot over s, or none). Each bit selects one level's K, so no register fans
-        # out to every level's adder; the level's own posted bit keeps the bits distinct.
-        s4_sel_b = [Datapath(lv, name=f"s4_sel_b{k}") for k in range(2)]
-        s4_sel_a = [Datapath(lv, name=f"s4_sel_a{k}") for k in range(3)]
-        # per shift s: out-of-domain count
+        s4_shift_a = Datapath(2)  # 0, 1 or 2
+        # per shift s: posted mask, out-of-domain count
+        s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
+        s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
         s4_ood_b = [Datapath(w.level_bits, name=f"s4_ood_b{k}") for k in range(2)]
         s4_ood_a = [Datapath(w.level_bits, name=f"s4_ood_a{k}") for k in range(3)]
         s4_count_b, s4_count_a = Datapath(w.level_bits), Datapath(w.level_bits)
@@ -275,24 +271,19 @@ class QuotePipeline(wiring.Component):
         out = Datapath(ladder_out_layout(lv, pb))
         m.d.comb += self.o.payload.eq(out)
         # Level i of the chosen candidate is level i + shift of candidate 0: its K is
-        # selected (AND-OR by the one-hot select) from registers while the products travel
-        # from the DSPs, so each price is one 3-input adder, T*qP -/+ K (T*qP = T' * X /
-        # 2**17 = (lo >> 17) + 2*hi), zeroed where not posted by the flip-flops' synchronous
-        # reset.
+        # selected by the registered shift while the products travel from the DSPs, so
+        # each price is one 3-input adder, T*qP -/+ K (T*qP = T' * X / 2**17 = (lo >> 17) +
+        # 2*hi), zeroed where not posted by the flip-flops' synchronous reset.
         def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
 
-        def chosen_k(sel: list[Value], ks: list[Value], i: int) -> Value:
-            terms = [k & sel[s][i].replicate(pb) for s, k in enumerate(ks[i : i + len(sel)])]
-            return terms[0] | terms[1] if len(terms) == 2 else terms[0] | terms[1] | terms[2]
-
         (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
-        k_b = [chosen_k(s4_sel_b, s4_bid_k, i) for i in range(lv)]
-        k_a = [chosen_k(s4_sel_a, s4_ask_k, i) for i in range(lv)]
+        k_b = [Mux(s4_shift_b, s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
+        k_a = [pick3(s4_shift_a, s4_ask_k[i : i + 3]) for i in range(lv)]
         price_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in k_b]
         price_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in k_a]
-        post_b = s4_sel_b[0] | s4_sel_b[1]
-        post_a = s4_sel_a[0] | s4_sel_a[1] | s4_sel_a[2]
+        post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
+        post_a = pick3(s4_shift_a, s4_post_a)
 
         with m.If(advance):
             m.d.sync += [
@@ -328,10 +319,9 @@ class QuotePipeline(wiring.Component):
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 s4_shift_b.eq(below_b),
-                s4_ask_steps.eq(Cat(*above_a)),
-                s4_sel_b[0].eq(s3_post_b[0] & (~below_b).replicate(lv)),
-                s4_sel_b[1].eq(s3_post_b[1] & below_b.replicate(lv)),
-                *(s4_sel_a[k].eq(s3_post_a[k] & ask_by_shift[k].replicate(lv)) for k in range(3)),
+                s4_shift_a.eq(Cat(above_a[0] ^ above_a[1], above_a[0] & above_a[1])),
+                *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
+                *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
                 *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
                 s4_count_b.eq(s3_count_b),
