@@ -46,6 +46,10 @@ class RegisteredMultiplier(wiring.Component):
         With ``False`` the DSP's output register is bypassed (``en_out`` unused): ``p`` is
         the product of the registered operands one clock after them, for a consumer that
         registers it in the fabric next to its own logic.
+    b_register : bool or None
+        Register ``b`` (on ``en_in``) whether or not ``a`` is: for a coefficient operand
+        that changes rarely, so its route into the DSP leaves the per-update timing.
+        Default: as ``input_register``.
     site : str or None
         nextpnr BEL of the primitive (e.g. ``"X49/Y34/MULT18_0"``), see ``floorplan``.
     """
@@ -53,7 +57,8 @@ class RegisteredMultiplier(wiring.Component):
     LATENCY = LATENCY
 
     def __init__(self, a_width: int = 18, b_width: int = 18, *, signed_: bool = False,
-                 input_register: bool = True, output_register: bool = True, site: str | None = None) -> None:
+                 input_register: bool = True, output_register: bool = True, b_register: bool | None = None,
+                 site: str | None = None) -> None:
         if not (1 <= a_width <= 18 and 1 <= b_width <= 18):
             self._MustUse__silence = True  # never elaborated: no "unused" warning
             raise ValueError(f"operands must be 1..18 bits, got {a_width} and {b_width}")
@@ -64,6 +69,7 @@ class RegisteredMultiplier(wiring.Component):
         self.input_register = input_register
         self.output_register = output_register
         self.site = site
+        self.b_register = input_register if b_register is None else b_register
         self.latency = int(input_register) + int(output_register)
         shape = signed if signed_ else unsigned
         super().__init__({
@@ -80,9 +86,12 @@ class RegisteredMultiplier(wiring.Component):
         a_q, b_q = self.a, self.b
         if self.input_register:
             a_q = Signal.like(self.a, reset_less=True)
+            with m.If(self.en_in):
+                m.d.sync += a_q.eq(self.a)
+        if self.b_register:
             b_q = Signal.like(self.b, reset_less=True)
             with m.If(self.en_in):
-                m.d.sync += [a_q.eq(self.a), b_q.eq(self.b)]
+                m.d.sync += b_q.eq(self.b)
         if self.output_register:
             with m.If(self.en_out):
                 m.d.sync += self.p.eq(a_q * b_q)
@@ -106,7 +115,8 @@ class RegisteredMultiplier(wiring.Component):
         m.submodules.mult = Instance(
             "MULT18X18D", **placement,
             p_REG_INPUTA_CLK=input_clk, p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-            p_REG_INPUTB_CLK=input_clk, p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTB_CLK="CLK0" if self.b_register else "NONE", p_REG_INPUTB_CE="CE0",
+            p_REG_INPUTB_RST="RST0",
             p_REG_OUTPUT_CLK="CLK0" if self.output_register else "NONE",
             p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
             p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",

@@ -121,8 +121,9 @@ class QuotePipeline(wiring.Component):
 
     @property
     def settle_cycles(self) -> int:
-        """Clocks ``settled`` stays low after the inputs are taken over."""
-        return self.coefficients.settle_cycles
+        """Clocks ``settled`` stays low after the inputs are taken over: the coefficient
+        stage's, plus one for the multipliers' registered coefficient operands."""
+        return self.coefficients.settle_cycles + 1
 
     def elaborate(self, platform: object) -> Module:  # noqa: PLR0915 - one stage plan
         m = Module()
@@ -145,7 +146,7 @@ class QuotePipeline(wiring.Component):
             changed = ports != ports_before
         dirty = Signal()  # the ports changed after the copies were taken
         m.d.comb += Cat(co.cfg.as_value(), co.position, co.live_bid, co.live_ask).eq(copies)
-        settle = Signal(range(co.settle_cycles + 1), init=co.settle_cycles)
+        settle = Signal(range(self.settle_cycles + 1), init=self.settle_cycles)
         settling = Signal(init=1)  # settle != 0, registered
         hold = Signal(init=1)  # no update is accepted: dirty or settling, registered
         valid = [Signal(name=f"s{k}_valid") for k in range(1, 6)]
@@ -153,7 +154,7 @@ class QuotePipeline(wiring.Component):
         dirty_next = changed | (dirty & ~load)
         m.d.sync += [dirty.eq(dirty_next), hold.eq(dirty_next | load | (settle > 1))]
         with m.If(load):
-            m.d.sync += [copies.eq(ports), settle.eq(co.settle_cycles), settling.eq(1)]
+            m.d.sync += [copies.eq(ports), settle.eq(self.settle_cycles), settling.eq(1)]
         with m.Elif(settling):
             m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
         # every stage advances when the output register is empty or being taken
@@ -182,12 +183,12 @@ class QuotePipeline(wiring.Component):
         # -- S2 --------------------------------------------------------------------------
         # P * m in 4 MULT18X18D that multiply S1's P (a fabric register: the input
         # multiplexer and adder in front of it leave no time for a route into a DSP) into
-        # their output registers (S2). m is read directly: it is stable while updates are
-        # in flight.
+        # their output registers (S2). m is registered in the DSP (it is stable while
+        # updates are in flight; the settle count includes that register).
         s2_pp = []
         for (pa, _), (mb, _) in ((x, y) for x in limbs(s1_p) for y in limbs(co.m_norm)):
             name = f"s2_mul{len(s2_pp)}"
-            unit = RegisteredMultiplier(len(pa), len(mb), input_register=False,
+            unit = RegisteredMultiplier(len(pa), len(mb), input_register=False, b_register=True,
                                         site=dsp_site(platform, name))
             m.submodules[name] = unit
             m.d.comb += [unit.a.eq(pa), unit.b.eq(mb), unit.en_out.eq(advance)]
@@ -244,7 +245,7 @@ class QuotePipeline(wiring.Component):
             for xa, _ in limbs(s3_x):
                 name = f"s4_{side}_mul{len(products)}"
                 unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False,
-                                            site=dsp_site(platform, name))
+                                            b_register=True, site=dsp_site(platform, name))
                 m.submodules[name] = unit
                 m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
                 products.append(unit.p)
@@ -257,7 +258,8 @@ class QuotePipeline(wiring.Component):
         below_b = s3_f < co.th_bid
         above_a = [s3_f >= co.th_zero, s3_f >= co.th_ask]
         s4_shift_b = Datapath()
-        s4_shift_a = Datapath(2)  # 0, 1 or 2
+        s4_above_a = Datapath(2)  # the ask thresholds met: the shift is their sum
+        s4_shift_a = Cat(s4_above_a[0] ^ s4_above_a[1], s4_above_a[0] & s4_above_a[1])
         # per shift s: posted mask, out-of-domain count
         s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
         s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
@@ -319,7 +321,7 @@ class QuotePipeline(wiring.Component):
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 s4_shift_b.eq(below_b),
-                s4_shift_a.eq(Cat(above_a[0] ^ above_a[1], above_a[0] & above_a[1])),
+                s4_above_a.eq(Cat(*above_a)),
                 *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
                 *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),

@@ -61,7 +61,7 @@ places and routes at 217 MHz on LFE5UM5G-85F-8.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
@@ -215,7 +215,11 @@ class NanoquoteTop(wiring.Component):
 
         ladder = pipe.o.payload
         ladder_layout = ladder.shape()
-        captured = Signal(ladder_layout)
+        # Wide registers cleared by a registered copy of the reset (with soft_reset), so the
+        # reset net does not reach them: ``rst`` fans out to every control register.
+        reset_q = Signal(init=1, reset_less=True)
+        m.d.sync += reset_q.eq(ResetSignal())
+        captured = Signal(ladder_layout, reset_less=True)
         ladder_valid = Signal()
         # A new submit forgets the previous one (its ladder is no longer wanted), so only
         # the last submitted update's ladder is ever captured.
@@ -276,12 +280,14 @@ class NanoquoteTop(wiring.Component):
         # The refresh clock's state as the delivered ladders report it: a ladder with
         # ``refresh`` moved it to that ladder's ``ts`` (so the value always matches the
         # ladders the host has seen).
-        last_quote_time = Signal(len(ladder.ts))
+        last_quote_time = Signal(len(ladder.ts), reset_less=True)
         has_quoted = Signal()
         with m.If(delivered & ladder.refresh):
             m.d.sync += [last_quote_time.eq(ladder.ts), has_quoted.eq(1)]
         with m.If(ctl.soft_reset):
             m.d.sync += [last_quote_time.eq(0), has_quoted.eq(0)]
+        with m.If(reset_q):
+            m.d.sync += [last_quote_time.eq(0), captured.eq(0)]
         m.d.comb += [rb.status.has_quoted.eq(has_quoted),
                      rb.last_quote_time.last_quote_time.eq(last_quote_time)]
 
@@ -306,9 +312,9 @@ class NanoquoteTop(wiring.Component):
             "GATED_BID": events.gated_bid, "GATED_ASK": events.gated_ask, "CROSSED": events.crossed,
             "NO_MID": events.no_mid, "OUT_OF_DOMAIN": events.out_of_domain,
         }
-        clear = ctl.soft_reset | ctl.clear_counters
+        clear = ctl.soft_reset | ctl.clear_counters | reset_q
         for name, inc in increments.items():
-            counter = Signal(32, name=f"count_{name.lower()}")
+            counter = Signal(32, name=f"count_{name.lower()}", reset_less=True)
             with m.If(clear):
                 m.d.sync += counter.eq(0)
             with m.Else():
