@@ -132,6 +132,22 @@ class QuotePipeline(wiring.Component):
         m.submodules.coefficients = co = self.coefficients
         m.submodules.refresh_timer = timer = RefreshTimer()
 
+        def spread(name: str, value: Value, copies: int) -> tuple[list[Value], list]:
+            """``copies`` registers of ``value`` that synthesis keeps apart, so that each
+            drives a share of the loads: copy ``k`` stores ``value ^ (k mod 2**n)`` and has
+            all-zero or all-one initial value by ``k >> n`` (registers differing in their
+            input or their initial value are not merged). Returns the decoded copies and
+            the register assignments (for the caller's stage)."""
+            n = len(value)
+            copies = min(copies, 1 << (n + 1))  # as many as can be told apart
+            decoded, assigns = [], []
+            for k in range(copies):
+                pattern = k % (1 << n)
+                reg = Datapath(n, name=f"{name}_{k}", init=(1 << n) - 1 if k >> n else 0)
+                assigns.append(reg.eq(value ^ pattern))
+                decoded.append(reg ^ pattern)
+            return decoded, assigns
+
         # -- control: coefficient copies, settle, credits ----------------------------------
         # No update is accepted while a change of the ports is pending: every update sees
         # the ports as they were at the clock edge that accepted it, and the coefficients
@@ -257,9 +273,16 @@ class QuotePipeline(wiring.Component):
         # (the shifts are registered right after the comparisons)
         below_b = s3_f < co.th_bid
         above_a = [s3_f >= co.th_zero, s3_f >= co.th_ask]
-        s4_shift_b = Datapath()
-        s4_above_a = Datapath(2)  # the ask thresholds met: the shift is their sum
-        s4_shift_a = Cat(s4_above_a[0] ^ s4_above_a[1], s4_above_a[0] & s4_above_a[1])
+        # The levels' K selections share these registers out among copies (a single one
+        # would fan out to every bit of every level's adder).
+        shift_b_copies, shift_b_regs = spread("s4_shift_b", below_b, lv)
+        above_a_copies, above_a_regs = spread("s4_above_a", Cat(*above_a), lv)
+
+        def ask_shift(above: Value) -> Value:  # the ask shift: the thresholds met, 0..2
+            return Cat(above[0] ^ above[1], above[0] & above[1])
+
+        s4_shift_b = shift_b_copies[0]
+        s4_shift_a = ask_shift(above_a_copies[0])
         # per shift s: posted mask, out-of-domain count
         s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
         s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
@@ -280,8 +303,9 @@ class QuotePipeline(wiring.Component):
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
 
         (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
-        k_b = [Mux(s4_shift_b, s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
-        k_a = [pick3(s4_shift_a, s4_ask_k[i : i + 3]) for i in range(lv)]
+        nb, na = len(shift_b_copies), len(above_a_copies)
+        k_b = [Mux(shift_b_copies[i % nb], s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
+        k_a = [pick3(ask_shift(above_a_copies[i % na]), s4_ask_k[i : i + 3]) for i in range(lv)]
         price_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in k_b]
         price_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in k_a]
         post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
@@ -320,8 +344,8 @@ class QuotePipeline(wiring.Component):
                 valid[3].eq(valid[2]),
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
-                s4_shift_b.eq(below_b),
-                s4_above_a.eq(Cat(*above_a)),
+                *shift_b_regs,
+                *above_a_regs,
                 *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
                 *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
