@@ -21,11 +21,12 @@ _SITES_85K = {
     # S2: P * m, limb products 0..3
     **{f"s2_mul{k}": f"X{x}/Y{_ROW}/MULT18_{s}"
        for k, (x, s) in enumerate(((49, 0), (50, 1), (53, 4), (54, 5)))},
-    # S4: T' * X, bid and ask copies
-    "s4_bid_mul0": f"X58/Y{_ROW}/MULT18_0",
-    "s4_bid_mul1": f"X59/Y{_ROW}/MULT18_1",
-    "s4_ask_mul0": f"X62/Y{_ROW}/MULT18_4",
-    "s4_ask_mul1": f"X63/Y{_ROW}/MULT18_5",
+    # S4: T' * X, the bid copy left of S2 and the ask copy right of it, so that each
+    # side's S5 adders have room around their multipliers
+    "s4_bid_mul0": f"X44/Y{_ROW}/MULT18_4",
+    "s4_bid_mul1": f"X45/Y{_ROW}/MULT18_5",
+    "s4_ask_mul0": f"X58/Y{_ROW}/MULT18_0",
+    "s4_ask_mul1": f"X59/Y{_ROW}/MULT18_1",
 }
 
 #: part name -> pipeline multiplier name -> nextpnr BEL

@@ -166,7 +166,11 @@ class QuotePipeline(wiring.Component):
         settling = Signal(init=1)  # settle != 0, registered
         hold = Signal(init=1)  # no update is accepted: dirty or settling, registered
         valid = [Signal(name=f"s{k}_valid") for k in range(1, 6)]
-        load = dirty & ~Cat(*valid).any()  # every older update has left S5: take the ports
+        # every older update has left S5: take the ports. ``empty`` is a cycle old, which
+        # is exact: no update is accepted from the cycle the ports change.
+        empty = Signal()
+        m.d.sync += empty.eq(~Cat(*valid).any())
+        load = dirty & empty
         dirty_next = changed | (dirty & ~load)
         m.d.sync += [dirty.eq(dirty_next), hold.eq(dirty_next | load | (settle > 1))]
         with m.If(load):
