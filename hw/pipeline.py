@@ -97,6 +97,8 @@ class QuotePipeline(wiring.Component):
     """
 
     LATENCY = 5
+    #: levels whose prices share one pair of ``T' * X`` multipliers (per side)
+    LEVELS_PER_PRODUCT = 4
 
     def __init__(
         self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
@@ -258,17 +260,22 @@ class QuotePipeline(wiring.Component):
         # -- S4 --------------------------------------------------------------------------
         # T' * X in MULT18X18D that multiply S3's X (a fabric register: the S3 adder
         # leaves no time for a second route into a DSP) into their output registers (S4).
-        # One pair for the bid side and one for the ask side halves each product's fanout.
+        # One pair per side and group of LEVELS_PER_PRODUCT levels, so that each product
+        # feeds only the few adders next to it.
         x = Cat(s_hi[:17] & ~co.low_mask, s_hi[17:])
-        s4_products: dict[str, list[Value]] = {"bid": [], "ask": []}
-        for side, products in s4_products.items():
-            for xa, _ in limbs(s3_x):
-                name = f"s4_{side}_mul{len(products)}"
-                unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False,
-                                            b_register=True, site=dsp_site(platform, name))
-                m.submodules[name] = unit
-                m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
-                products.append(unit.p)
+        groups = -(-lv // self.LEVELS_PER_PRODUCT)
+        s4_products: dict[str, list[list[Value]]] = {"bid": [], "ask": []}
+        for side, per_group in s4_products.items():
+            for g in range(groups):
+                products = []
+                for xa, _ in limbs(s3_x):
+                    name = f"s4_{side}{g}_mul{len(products)}"
+                    unit = RegisteredMultiplier(len(xa), w.tprime_bits, input_register=False,
+                                                b_register=True, site=dsp_site(platform, name))
+                    m.submodules[name] = unit
+                    m.d.comb += [unit.a.eq(xa), unit.b.eq(co.tprime), unit.en_out.eq(advance)]
+                    products.append(unit.p)
+                per_group.append(products)
         # the level constants, registered again next to the S5 adders
         s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
         s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
@@ -306,12 +313,15 @@ class QuotePipeline(wiring.Component):
         def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
 
-        (bid_lo, bid_hi), (ask_lo, ask_hi) = s4_products["bid"], s4_products["ask"]
+        def t_qp(side: str, level: int) -> tuple[Value, Value]:  # T*qP = lo >> 17 + 2*hi
+            lo, hi = s4_products[side][level // self.LEVELS_PER_PRODUCT]
+            return lo >> 17, hi << 1
+
         nb, na = len(shift_b_copies), len(above_a_copies)
         k_b = [Mux(shift_b_copies[i % nb], s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
         k_a = [pick3(ask_shift(above_a_copies[i % na]), s4_ask_k[i : i + 3]) for i in range(lv)]
-        price_b = [(((bid_lo >> 17) - k) + (bid_hi << 1))[:pb] for k in k_b]
-        price_a = [(((ask_lo >> 17) + k) + (ask_hi << 1))[:pb] for k in k_a]
+        price_b = [((t_qp("bid", i)[0] - k) + t_qp("bid", i)[1])[:pb] for i, k in enumerate(k_b)]
+        price_a = [((t_qp("ask", i)[0] + k) + t_qp("ask", i)[1])[:pb] for i, k in enumerate(k_a)]
         post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
         post_a = pick3(s4_shift_a, s4_post_a)
 

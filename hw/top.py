@@ -312,7 +312,10 @@ class NanoquoteTop(wiring.Component):
             "GATED_BID": events.gated_bid, "GATED_ASK": events.gated_ask, "CROSSED": events.crossed,
             "NO_MID": events.no_mid, "OUT_OF_DOMAIN": events.out_of_domain,
         }
-        clear = ctl.soft_reset | ctl.clear_counters | reset_q
+        # registered, so the clear reaches the 256 counter bits straight from a flip-flop
+        # (the counters clear a cycle after the pulse; events are a cycle late as well)
+        clear = Signal(reset_less=True)
+        m.d.sync += clear.eq(ctl.soft_reset | ctl.clear_counters | reset_q)
         for name, inc in increments.items():
             counter = Signal(32, name=f"count_{name.lower()}", reset_less=True)
             with m.If(clear):
