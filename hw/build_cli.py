@@ -16,7 +16,14 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .build_flow import DEFAULT_LPF, DEVICES, BuildError, BuildOptions, run_build
+from .build_flow import (
+    DEFAULT_LPF,
+    DEFAULT_TIMING_WEIGHT,
+    DEVICES,
+    BuildError,
+    BuildOptions,
+    run_build,
+)
 
 __all__ = ["configure", "run", "parse_seeds", "print_summary"]
 
@@ -61,6 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--placer", choices=("heap", "sa", "static"), help="nextpnr placer (default: nextpnr's)")
     parser.add_argument("--router", choices=("router1", "router2"), help="nextpnr router (default: nextpnr's)")
     parser.add_argument("--tmg-ripup", action="store_true", help="nextpnr --tmg-ripup")
+    parser.add_argument("--timing-weight", type=int, default=DEFAULT_TIMING_WEIGHT, metavar="N",
+                        help=f"nextpnr --placer-heap-timingweight (default: {DEFAULT_TIMING_WEIGHT}; nextpnr's is 10)")
     parser.add_argument("--no-bitstream", dest="bitstream", action="store_false", help="skip ecppack")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
 
@@ -112,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                            freq_mhz=args.freq, seeds=args.seed, lpf=args.lpf,
                            max_levels=args.max_levels, price_bits=args.price_bits, dff=args.dff,
                            widelut=args.widelut, placer=args.placer, router=args.router,
-                           tmg_ripup=args.tmg_ripup, bitstream=args.bitstream)
+                           tmg_ripup=args.tmg_ripup, timing_weight=args.timing_weight,
+                           bitstream=args.bitstream)
     if args.build_dir is not None:
         options.build_dir = args.build_dir
     err = Console(stderr=True)
