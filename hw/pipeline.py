@@ -30,7 +30,7 @@ never on ``i.valid``.
 Configuration rule: no update is accepted while a change of ``cfg``, ``position`` or
 ``live_*_qty`` is pending. When the ports change, ``i.ready`` drops (in that very
 cycle) until the updates already accepted have left S5, the coefficient stage has
-taken the new values and settled (``CoefficientUnit.settle_cycles`` cycles). So an
+taken the new values and settled (``settle_cycles`` cycles). So an
 update accepted at a clock edge sees exactly the port values present at that edge, and
 every update sees one consistent coefficient set. ``settled`` is low from the cycle
 after a change until it is in use. Reset clears the refresh state and starts a settle;
@@ -150,7 +150,7 @@ class QuotePipeline(wiring.Component):
                 decoded.append(reg ^ pattern)
             return decoded, assigns
 
-        # -- control: coefficient copies, settle, credits ----------------------------------
+        # -- control: coefficient copies, settle --------------------------------------------
         # No update is accepted while a change of the ports is pending: every update sees
         # the ports as they were at the clock edge that accepted it, and the coefficients
         # made from them (older updates leave before the copies change).
@@ -279,9 +279,8 @@ class QuotePipeline(wiring.Component):
         # the level constants, registered again next to the S5 adders
         s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
         s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
-        # the candidate steps: the bid side sits a level further out when F < th_bid; the
-        # ask side one level per threshold met
-        # (the shifts are registered right after the comparisons)
+        # the candidate steps, registered right after the comparisons: the bid side sits a
+        # level further out when F < th_bid; the ask side one level per threshold met
         below_b = s3_f < co.th_bid
         above_a = [s3_f >= co.th_zero, s3_f >= co.th_ask]
         # The levels' K selections share these registers out among copies (a single one

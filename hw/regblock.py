@@ -220,7 +220,7 @@ class RegisterBlock(wiring.Component):
                         if commit_field is not None and reg is control and i == 0:
                             m.d.sync += commit_word_q.eq(1)
 
-        # -- stage B: entry select, reserved bits --------------------------------------------------
+        # -- stage B: entry select, the verdict -----------------------------------------------------
         # The verdict is decided here and registered, so stage C's write pulses (which fan
         # out to every pulse bit) depend on two registers only.
         hit_q = Signal(len(entries))  # one-hot entry of the write (whatever its outcome)
@@ -243,11 +243,10 @@ class RegisterBlock(wiring.Component):
         w_resp = Signal(2)
         ok_q = Signal()
         rejected_q = Signal()
-        ok = accept_q
         with m.If(go_c):
             m.d.sync += [
                 w_resp.eq(Mux(~mapped_q, AxiResp.DECERR, Mux(accept_q, AxiResp.OKAY, AxiResp.SLVERR))),
-                ok_q.eq(ok),
+                ok_q.eq(accept_q),
                 rejected_q.eq(bad_commit_q),
             ]
         commit = Signal()  # high during stage D of an accepted commit

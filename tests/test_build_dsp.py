@@ -11,29 +11,40 @@ from nanoquote.hw.build_flow import target_platform
 from nanoquote.hw.dsp import RegisteredMultiplier
 
 
-@pytest.mark.parametrize("signed_", [False, True])
-def test_product_of_the_registered_operands(signed_):
-    dut = RegisteredMultiplier(18, 13, signed_=signed_)
-    rng = random.Random(5)
-    lo_a, hi_a = (-(1 << 17), (1 << 17) - 1) if signed_ else (0, (1 << 18) - 1)
-    lo_b, hi_b = (-(1 << 12), (1 << 12) - 1) if signed_ else (0, (1 << 13) - 1)
+def _check_against_model(dut: RegisteredMultiplier, seed: int, cycles: int = 300) -> None:
+    """Random operands and clock enables; ``p`` must follow a cycle model of the registers
+    ``dut`` uses (operand registers on ``en_in``, output register on ``en_out``)."""
+    rng = random.Random(seed)
+
+    def operand(bits: int) -> int:
+        v = rng.getrandbits(bits)
+        return v - (1 << bits) if dut.signed and v >> (bits - 1) else v
 
     async def bench(ctx):
-        held, p = (0, 0), 0  # model: operand register and output register
-        for _ in range(400):
-            a, b = rng.randint(lo_a, hi_a), rng.randint(lo_b, hi_b)
+        a_q = b_q = p = 0  # model: operand registers and output register
+        for cycle in range(cycles):
+            a, b = operand(len(dut.a)), operand(len(dut.b))
             en_in, en_out = rng.random() < 0.7, rng.random() < 0.7
             for port, value in ((dut.a, a), (dut.b, b), (dut.en_in, en_in), (dut.en_out, en_out)):
                 ctx.set(port, value)
             await ctx.tick()
-            p = held[0] * held[1] if en_out else p
-            held = (a, b) if en_in else held
-            assert ctx.get(dut.p) == p
+            product = (a_q if dut.input_register else a) * (b_q if dut.b_register else b)
+            a_q, b_q = (a, b) if en_in else (a_q, b_q)
+            if dut.output_register:
+                p = product if en_out else p
+            else:
+                p = (a_q if dut.input_register else a) * (b_q if dut.b_register else b)
+            assert ctx.get(dut.p) == p, f"seed {seed}, cycle {cycle}"
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("signed_", [False, True])
+def test_product_of_the_registered_operands(signed_):
+    _check_against_model(RegisteredMultiplier(18, 13, signed_=signed_), seed=5, cycles=400)
 
 
 def test_ecp5_elaboration_uses_the_dsp_registers():
@@ -53,49 +64,17 @@ def test_operand_width_is_checked():
 def test_without_the_output_register_the_product_follows_the_operand_register():
     dut = RegisteredMultiplier(18, 18, output_register=False)
     assert dut.latency == 1
-    rng = random.Random(9)
-
-    async def bench(ctx):
-        held = (0, 0)
-        for _ in range(200):
-            a, b, en_in = rng.getrandbits(18), rng.getrandbits(18), rng.random() < 0.7
-            ctx.set(dut.a, a)
-            ctx.set(dut.b, b)
-            ctx.set(dut.en_in, en_in)
-            await ctx.tick()
-            held = (a, b) if en_in else held
-            assert ctx.get(dut.p) == held[0] * held[1]
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _check_against_model(dut, seed=9, cycles=200)
     text = verilog.convert(RegisteredMultiplier(18, 18, output_register=False),
                            platform=target_platform("um5g-85k", "CABGA381", 8))
     assert '.REG_OUTPUT_CLK("NONE")' in text and '.REG_INPUTA_CLK("CLK0")' in text
 
 
-def test_without_the_input_register_the_product_is_registered_once():
-    dut = RegisteredMultiplier(18, 17, input_register=False)
+@pytest.mark.parametrize("b_register", [False, True])
+def test_without_the_input_register_the_product_is_registered_once(b_register):
+    dut = RegisteredMultiplier(18, 17, input_register=False, b_register=b_register)
     assert dut.latency == 1
-    seed = 10
-    rng = random.Random(seed)
-
-    async def bench(ctx):
-        p = 0
-        for _ in range(200):
-            a, b, en_out = rng.getrandbits(18), rng.getrandbits(17), rng.random() < 0.7
-            ctx.set(dut.a, a)
-            ctx.set(dut.b, b)
-            ctx.set(dut.en_out, en_out)
-            await ctx.tick()
-            p = a * b if en_out else p
-            assert ctx.get(dut.p) == p, f"seed {seed}"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _check_against_model(dut, seed=10, cycles=200)
     text = verilog.convert(RegisteredMultiplier(18, 18, input_register=False, site="X49/Y34/MULT18_0"),
                            platform=target_platform("um5g-85k", "CABGA381", 8))
     assert '.REG_INPUTA_CLK("NONE")' in text and '.REG_INPUTB_CLK("NONE")' in text
