@@ -5,7 +5,7 @@ mismatch can be traced to a stage: :func:`coefficient_stage` mirrors the slow pa
 (``coefficient_unit``) step by step on Python integers, :func:`ladder` the five
 per-update stages on numpy arrays of updates, and :class:`RefreshModel` the refresh
 timer's state. The conformance tests check it against the golden model
-(``nanoquote.host.quoting``) and the RTL against it.
+(``nanoquote.host.strategy.quoting``) and the RTL against it.
 
 Per-update stages (S1..S5, one register each; see ``pipeline.py``):
 
@@ -28,9 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .coefficients import PipelineParams
-from .widths import LIMB, DatapathWidths
+from nanoquote.hw.contract.coefficients import PipelineParams
+from nanoquote.hw.contract.widths import LIMB, DatapathWidths
 
 __all__ = [
     "Coefficients",

@@ -15,12 +15,12 @@ __all__ = ["COMMANDS", "main"]
 
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "replay": ("nanoquote.host.replay_cli", "replay JSON Lines events through a strategy"),
-    "demo": ("nanoquote.host.demo", "run the strategy on a seeded synthetic market"),
-    "verilog": ("nanoquote.hw.verilog_cli", "write the quote pipeline as Verilog"),
-    "conformance": ("nanoquote.sim.conformance_cli", "check the pipeline against the golden model"),
-    "regs": ("nanoquote.hw.regs_cli", "print the register map as markdown, a C header or JSON"),
-    "build": ("nanoquote.hw.build_cli", "synthesize, place and route for an ECP5 FPGA"),
+    "replay": ("nanoquote.host.apps.replay_cli", "replay JSON Lines events through a strategy"),
+    "demo": ("nanoquote.host.apps.demo", "run the strategy on a seeded synthetic market"),
+    "verilog": ("nanoquote.hw.verilog", "write the quote pipeline as Verilog"),
+    "conformance": ("nanoquote.sim.conformance.cli", "check the pipeline against the golden model"),
+    "regs": ("nanoquote.hw.contract.regs_cli", "print the register map as markdown, a C header or JSON"),
+    "build": ("nanoquote.hw.fpga.build_cli", "synthesize, place and route for an ECP5 FPGA"),
     "bench": ("nanoquote.sim.bench", "measure the figures of docs/performance.md"),
 }
 

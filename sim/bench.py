@@ -49,7 +49,7 @@ QUICK = BenchSizes(golden_events=500, model_updates=20_000, verilator_vectors=2_
 
 
 def machine_info() -> dict:
-    from nanoquote.hw.build_flow import cpu_model
+    from nanoquote.hw.fpga.flow import cpu_model
 
     versions = {}
     for dist in PACKAGES:
@@ -88,7 +88,7 @@ def read_build(path: Path, check_current: bool = True) -> dict | None:
 
 
 def _is_current(build: dict) -> bool | None:
-    from nanoquote.hw.build_flow import DEVICES, make_design, ooc_verilog, verilog_sha
+    from nanoquote.hw.fpga.flow import DEVICES, make_design, ooc_verilog, verilog_sha
 
     design, target = build["design"], build["target"]
     flags = {part: flag for flag, part in DEVICES.items()}
@@ -103,7 +103,7 @@ def _is_current(build: dict) -> bool | None:
 
 
 def _golden(sizes: BenchSizes) -> dict:
-    from nanoquote.host.golden_bench import golden_cost_per_refresh_us
+    from nanoquote.host.apps.golden_bench import golden_cost_per_refresh_us
 
     return {policy: round(golden_cost_per_refresh_us(policy, sizes.golden_events), 2)
             for policy in ("exchange", "legacy")}
@@ -112,10 +112,9 @@ def _golden(sizes: BenchSizes) -> dict:
 def _model(sizes: BenchSizes) -> dict:
     """Updates/s of ``ladder`` (S1..S5 on numpy arrays) under one coefficient set."""
     import numpy as np
+    from nanoquote.hw.contract.widths import DatapathWidths
     from nanoquote.hw.model import coefficient_stage, ladder
-    from nanoquote.hw.widths import DatapathWidths
-
-    from .vectors import random_segment
+    from nanoquote.sim.conformance.vectors import random_segment
 
     widths = DatapathWidths()
     rng = random.Random(sizes.seed)
@@ -132,13 +131,13 @@ def _model(sizes: BenchSizes) -> dict:
 
 
 def _bench_config():
-    from nanoquote.host.config import MarketMakerConfig
+    from nanoquote.host.strategy.config import MarketMakerConfig
 
     return MarketMakerConfig(num_levels=8, max_inventory=50)
 
 
 def _conformance(backend: str, vectors: int, seed: int) -> dict:
-    from .conformance import run_conformance
+    from nanoquote.sim.conformance.runs import run_conformance
 
     result = run_conformance(backend, "exchange", vectors, seed, log=lambda _line: None)
     return {
@@ -150,7 +149,7 @@ def _conformance(backend: str, vectors: int, seed: int) -> dict:
 
 def _latency() -> int | None:
     try:
-        from nanoquote.hw.pipeline import QuotePipeline
+        from nanoquote.hw.gateware.pipeline import QuotePipeline
     except ImportError:
         return None
     return int(QuotePipeline.LATENCY)
@@ -232,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
                  if v is not None}
     sizes = BenchSizes(**{**asdict(sizes), **overrides})
     if args.build_json is None:
-        from nanoquote.hw.build_flow import default_build_dir
+        from nanoquote.hw.fpga.flow import default_build_dir
 
         args.build_json = default_build_dir() / "build.json"
     console, err = Console(), Console(stderr=True)

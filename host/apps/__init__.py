@@ -1,0 +1,1 @@
+"""Applications on the strategy: replay, demo and the golden benchmark."""

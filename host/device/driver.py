@@ -1,0 +1,190 @@
+"""The host driver: configure, arm, feed inventory and market data, read ladders.
+
+Every call validates its input before the first register access, so a rejected
+configuration or book update writes nothing. Configuration is written to the staged
+registers, committed in one pulse, then read back and compared.
+"""
+
+from __future__ import annotations
+
+from nanoquote.host.device.bus import BusError, BusTimeout, RegisterBus
+from nanoquote.host.device.register_access import Device, DeviceError
+from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
+from nanoquote.host.strategy.domain import POSITION_MAX, DomainError, check_int
+from nanoquote.host.strategy.quoting import BookUpdate, Ladder
+from nanoquote.hw.contract.coefficients import PipelineParams
+
+__all__ = ["ReadbackMismatch", "DeviceTimeout", "HardwareLadder", "QuoteDriver"]
+
+
+class ReadbackMismatch(DeviceError):
+    """A register read back differs from what was written and committed."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not deliver a ladder in time; the kill switch was tripped if possible."""
+
+
+class HardwareLadder:
+    """A ladder read from the device, with its refresh decision."""
+
+    __slots__ = ("ladder", "refresh")
+
+    def __init__(self, ladder: Ladder, refresh: bool) -> None:
+        self.ladder = ladder
+        self.refresh = refresh
+
+
+#: (register, field) -> PipelineParams attribute, for everything ``configure`` writes.
+_CONFIG_FIELDS = {
+    "POLICY": {"legacy": "legacy"},
+    "TICK": {"tick": "tick"},
+    "SPREAD": {"base_spread": "base_spread", "min_edge": "min_edge"},
+    "MAX_INVENTORY": {"max_inventory": "max_inventory"},
+    "ORDER": {"order_size": "order_size", "num_levels": "num_levels"},
+    "TWO_TICK_RECIP": {"two_tick_recip": "two_tick_recip"},
+    "SKEW_COEF": {"skew_coef": "skew_coef"},
+    "REFRESH_INTERVAL": {"refresh_interval": "refresh_interval"},
+}
+
+
+class QuoteDriver:
+    """One quote pipeline behind a register bus."""
+
+    def __init__(self, device: Device, ladder_poll_limit: int = 64) -> None:
+        self.device = device
+        self.ladder_poll_limit = ladder_poll_limit
+        self.max_levels = device.map.max_levels
+        self.price_bits = device.map.price_bits
+        self.latency = device.map.latency
+        self.config: MarketMakerConfig | None = None
+
+    @classmethod
+    def open(cls, bus: RegisterBus, **kwargs: int) -> QuoteDriver:
+        """Identify the device (refusing an unknown one) and bind a driver to it."""
+        return cls(Device.open(bus), **kwargs)
+
+    def close(self) -> None:
+        self.device.bus.close()
+
+    # -- configuration --------------------------------------------------------------------
+
+    def hardware_params(self, config: MarketMakerConfig) -> PipelineParams:
+        """The register values for ``config``; raises ``ConfigError`` if this build can't."""
+        if not isinstance(config, MarketMakerConfig):
+            raise ConfigError(f"configure() needs a MarketMakerConfig, got {type(config).__name__}")
+        if config.num_levels > self.max_levels:
+            raise ConfigError(
+                f"config field 'num_levels': {config.num_levels} is invalid, allowed 1..{self.max_levels} "
+                f"(this device's build maximum)"
+            )
+        return PipelineParams.from_config(config, self.price_bits)
+
+    def configure(self, config: MarketMakerConfig) -> None:
+        """Validate, write the staged registers, commit, read back and compare."""
+        params = self.hardware_params(config)  # before any register access
+        dev = self.device
+        for reg, fields in _CONFIG_FIELDS.items():
+            dev.write_fields(reg, **{f: getattr(params, attr) for f, attr in fields.items()})
+        dev.pulse("CONTROL", "commit")
+        for reg, fields in _CONFIG_FIELDS.items():
+            got = dev.read_fields(reg)
+            for f, attr in fields.items():
+                if got[f] != getattr(params, attr):
+                    raise ReadbackMismatch(f"{reg}.{f} reads {got[f]:#x} after commit, wrote {getattr(params, attr):#x}")
+        self.config = config
+
+    def set_inventory(self, position: int, live_bid_qty: int, live_ask_qty: int) -> None:
+        """Feed back the filled position and live quantity per side (committed together)."""
+        try:
+            check_int("position", position, -POSITION_MAX, POSITION_MAX)
+            check_int("live_bid_qty", live_bid_qty, 0, (1 << 32) - 1)
+            check_int("live_ask_qty", live_ask_qty, 0, (1 << 32) - 1)
+        except DomainError as exc:
+            raise ValueError(str(exc)) from None
+        dev = self.device
+        dev.write_fields("POSITION", position=position)
+        dev.write_fields("LIVE_BID_QTY", live_bid_qty=live_bid_qty)
+        dev.write_fields("LIVE_ASK_QTY", live_ask_qty=live_ask_qty)
+        dev.pulse("CONTROL", "commit")
+
+    # -- operator controls ----------------------------------------------------------------
+
+    def arm(self) -> None:
+        self.device.pulse("CONTROL", "arm")
+
+    def disarm(self) -> None:
+        self.device.pulse("CONTROL", "disarm")
+
+    def kill(self) -> None:
+        self.device.pulse("CONTROL", "kill")
+
+    def rearm(self) -> None:
+        self.device.pulse("CONTROL", "rearm")
+
+    def soft_reset(self) -> None:
+        self.device.pulse("CONTROL", "soft_reset")
+
+    def status(self) -> dict[str, int]:
+        return self.device.read_fields("STATUS")
+
+    def errors(self) -> dict[str, int]:
+        return self.device.read_fields("ERRORS")
+
+    def clear_errors(self) -> None:
+        self.device.write("ERRORS", self.device.read("ERRORS"))
+
+    def counters(self) -> dict[str, int]:
+        return {r.name.removeprefix("COUNT_").lower(): self.device.read(r.name)
+                for r in self.device.map if r.name.startswith("COUNT_")}
+
+    def last_quote_time(self) -> int | None:
+        """``None`` until the first refresh since reset."""
+        if not self.status()["has_quoted"]:
+            return None
+        return self.device.read("LAST_QUOTE_TIME")
+
+    # -- the register quote path ----------------------------------------------------------
+
+    def quote(self, book: BookUpdate) -> HardwareLadder:
+        """Send one book update through the pipeline and read its ladder."""
+        price_max = (1 << self.price_bits) - 1
+        for name, price in (("best_bid", book.best_bid), ("best_ask", book.best_ask)):
+            if price is not None and not 1 <= price <= price_max:
+                raise ValueError(f"book {name} must be in 1..{price_max}, got {price}")
+        if self.config is None:
+            raise DeviceError("configure() the device before sending market data")
+        dev = self.device
+        dev.write("BOOK_TS", book.ts)
+        dev.write("BOOK_BID", book.best_bid or 0)
+        dev.write("BOOK_ASK", book.best_ask or 0)
+        dev.write_fields("BOOK_SUBMIT", has_bid=book.best_bid is not None, has_ask=book.best_ask is not None)
+        status = self._wait_for_ladder()
+        return HardwareLadder(self._read_ladder(book, status), bool(status["refresh"]))
+
+    def _wait_for_ladder(self) -> dict[str, int]:
+        idle = getattr(self.device.bus, "idle", None)
+        for _ in range(self.ladder_poll_limit):
+            status = self.device.read_fields("LADDER_STATUS")
+            if status["valid"]:
+                return status
+            if idle is not None:
+                idle(max(1, self.latency))
+        self._trip_kill()
+        raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; kill switch tripped")
+
+    def _trip_kill(self) -> None:
+        try:
+            self.kill()
+        except (BusError, BusTimeout, OSError):
+            pass  # the device is unreachable; the caller learns of the timeout anyway
+
+    def _read_ladder(self, book: BookUpdate, status: dict[str, int]) -> Ladder:
+        assert self.config is not None
+        n = self.config.num_levels
+        masks = self.device.read_fields("LADDER_MASK")
+        bids = tuple(self.device.read(f"LADDER_BID{i}") if masks["bid_post"] >> i & 1 else None for i in range(n))
+        asks = tuple(self.device.read(f"LADDER_ASK{i}") if masks["ask_post"] >> i & 1 else None for i in range(n))
+        mid = None if status["no_mid"] else (book.best_bid + book.best_ask) // 2  # type: ignore[operator]
+        return Ladder(mid, bool(status["crossed"]), bids, asks, status["bid_count"], status["ask_count"],
+                      status["out_of_domain"])

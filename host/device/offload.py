@@ -1,0 +1,81 @@
+"""The offloaded quote engine: the strategy's ``QuoteEngine`` backed by a device.
+
+The strategy's event loop, QuoteManager and P&L stay on the host; the device computes
+the ladder and owns the refresh clock. Inventory and arming are written only when they
+change, so a quiet update costs one book write and one ladder read.
+"""
+
+from __future__ import annotations
+
+from nanoquote.host.device.bus import RegisterBus
+from nanoquote.host.device.driver import QuoteDriver
+from nanoquote.host.device.register_access import DeviceError
+from nanoquote.host.strategy.config import MarketMakerConfig
+from nanoquote.host.strategy.engine import QuoteDecision
+from nanoquote.host.strategy.market_maker import MarketMakerStrategy
+from nanoquote.host.strategy.quoting import BookUpdate
+
+__all__ = ["HardwareQuoteEngine", "offloaded_strategy"]
+
+
+class HardwareQuoteEngine:
+    """``QuoteEngine`` over a configured ``QuoteDriver``."""
+
+    def __init__(self, driver: QuoteDriver) -> None:
+        if driver.config is None:
+            raise ValueError("the driver must be configured before it backs a strategy")
+        self.driver = driver
+        self._legacy = driver.config.is_legacy
+        self._inventory: tuple[int, int, int] | None = None
+        self._armed: bool | None = None
+
+    def quote(
+        self, book: BookUpdate, position: int, live_bid_qty: int, live_ask_qty: int, armed: bool
+    ) -> QuoteDecision:
+        inventory = (position, live_bid_qty, live_ask_qty)
+        if inventory != self._inventory:
+            self.driver.set_inventory(*inventory)
+            self._inventory = inventory
+        if armed != self._armed:
+            if armed:
+                self.driver.arm()
+            else:
+                self.driver.disarm()
+            self._armed = armed
+        result = self.driver.quote(book)
+        return QuoteDecision(result.ladder, result.refresh)
+
+    @property
+    def last_quote_time(self) -> int | None:
+        last = self.driver.last_quote_time()
+        if last is None and self._legacy:
+            return 0  # legacy starts its clock at 0, as the original did
+        return last
+
+    def should_refresh(self, now: int) -> bool:
+        last = self.last_quote_time
+        return True if last is None else now - last >= self.driver.config.refresh_interval_ns  # type: ignore[union-attr]
+
+    def on_kill(self) -> None:
+        self.driver.kill()
+        self._armed = False
+
+    def on_rearm(self) -> None:
+        self.driver.rearm()
+        self._armed = True
+
+
+def offloaded_strategy(config: MarketMakerConfig, bus: RegisterBus, name: str = "offload",
+                       instrument_id: int = 1) -> MarketMakerStrategy:
+    """A MarketMakerStrategy whose ladders come from the device behind ``bus``.
+
+    The device is identified, soft-reset (refresh clock, counters, ladder) and
+    configured. A latched kill switch is left alone and reported: only an operator's
+    explicit re-arm may clear it.
+    """
+    driver = QuoteDriver.open(bus)
+    if driver.status()["killed"]:
+        raise DeviceError("the device's kill switch is latched: re-arm it explicitly first")
+    driver.soft_reset()
+    driver.configure(config)
+    return MarketMakerStrategy(name, instrument_id, config, engine=HardwareQuoteEngine(driver))

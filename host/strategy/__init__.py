@@ -1,0 +1,1 @@
+"""The golden market-making strategy: config, quoting, orders, P&L and risk."""

@@ -1,0 +1,1 @@
+"""What host and device agree on: the register map, datapath widths and host-side coefficients."""

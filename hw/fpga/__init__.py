@@ -1,0 +1,1 @@
+"""The FPGA flow: out-of-context wrapper, Yosys/nextpnr build, timing reports."""

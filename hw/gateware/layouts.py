@@ -1,0 +1,101 @@
+"""Packed data layouts of the quote pipeline's ports.
+
+The same layout object describes the gateware port and packs/unpacks values on the
+host and in testbenches (``layout.const({...}).as_bits()``, ``layout.from_bits(raw)``),
+so a field order is written down exactly once. Widths depend on the build parameters,
+hence factories; ``MarketUpdate``, ``LadderOut`` and ``PipelineConfig`` are the layouts
+of the default build (8 levels, 31-bit prices).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+from nanoquote.hw.contract.coefficients import (
+    BASE_SPREAD_BITS,
+    DEFAULT_MAX_LEVELS,
+    DEFAULT_PRICE_BITS,
+    MAX_INVENTORY_BITS,
+    MIN_EDGE_BITS,
+    ORDER_SIZE_BITS,
+    REFRESH_INTERVAL_BITS,
+    SKEW_COEF_BITS,
+    TICK_BITS,
+    TS_BITS,
+)
+from nanoquote.hw.contract.widths import DatapathWidths
+
+__all__ = [
+    "market_update_layout",
+    "ladder_out_layout",
+    "pipeline_config_layout",
+    "MarketUpdate",
+    "LadderOut",
+    "PipelineConfig",
+]
+
+
+@cache
+def market_update_layout(price_bits: int = DEFAULT_PRICE_BITS) -> data.StructLayout:
+    """One top-of-book update; a missing side has its ``has_*`` bit clear."""
+    return data.StructLayout({
+        "ts": unsigned(TS_BITS),
+        "bid": unsigned(price_bits),
+        "ask": unsigned(price_bits),
+        "has_bid": unsigned(1),
+        "has_ask": unsigned(1),
+    })
+
+
+@cache
+def ladder_out_layout(
+    max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS
+) -> data.StructLayout:
+    """The ladder for one update: per-level prices (0 where not posted) and flags.
+
+    ``bid_count``/``ask_count`` are the gated level counts (0 without a quotable mid);
+    ``out_of_domain`` counts gated levels not posted because their price is outside
+    ``1 .. 2**price_bits - 1``; ``no_mid``: nothing to quote around; ``crossed``: both
+    sides present and ``bid >= ask``; ``refresh``: the strategy's refresh timer fired.
+    """
+    w = DatapathWidths(max_levels, price_bits)
+    return data.StructLayout({
+        "ts": unsigned(TS_BITS),
+        "bid_price": data.ArrayLayout(unsigned(price_bits), max_levels),
+        "ask_price": data.ArrayLayout(unsigned(price_bits), max_levels),
+        "bid_post": unsigned(max_levels),
+        "ask_post": unsigned(max_levels),
+        "bid_count": unsigned(w.level_bits),
+        "ask_count": unsigned(w.level_bits),
+        "out_of_domain": unsigned(w.ood_bits),
+        "no_mid": unsigned(1),
+        "crossed": unsigned(1),
+        "refresh": unsigned(1),
+    })
+
+
+@cache
+def pipeline_config_layout(
+    max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS
+) -> data.StructLayout:
+    """Configuration port; field names match :class:`~.coefficients.PipelineParams`."""
+    w = DatapathWidths(max_levels, price_bits)
+    return data.StructLayout({
+        "legacy": unsigned(1),
+        "tick": unsigned(TICK_BITS),
+        "two_tick_recip": unsigned(w.recip_in_bits),
+        "skew_coef": unsigned(SKEW_COEF_BITS),
+        "base_spread": unsigned(BASE_SPREAD_BITS),
+        "min_edge": unsigned(MIN_EDGE_BITS),
+        "max_inventory": unsigned(MAX_INVENTORY_BITS),
+        "order_size": unsigned(ORDER_SIZE_BITS),
+        "num_levels": unsigned(w.level_bits),
+        "refresh_interval": unsigned(REFRESH_INTERVAL_BITS),
+    })
+
+
+MarketUpdate = market_update_layout()
+LadderOut = ladder_out_layout()
+PipelineConfig = pipeline_config_layout()

@@ -1,0 +1,329 @@
+"""The quote engine's top level: pipeline, register block, AXI4-Lite, control latches.
+
+:class:`NanoquoteTop` puts the :class:`~nanoquote.hw.gateware.pipeline.QuotePipeline` behind the
+register map of ``nanoquote.hw.contract.register_map``:
+
+* ``axil``: AXI4-Lite slave (:class:`~nanoquote.hw.gateware.axil.AxiLiteRegisterSlave` and the
+  generated :class:`~nanoquote.hw.gateware.register_block.RegisterBlock`).
+* ``i``: market updates (the pipeline's ``MarketUpdate`` stream), one per clock.
+* ``o``: ladders (the pipeline's ``LadderOut`` stream). Its ``ready`` is an input of
+  the top: a deployment that uses only the register quote path ties ``o.ready`` high
+  (otherwise an undelivered ladder stalls the pipeline and the register path with it).
+
+Control (``CONTROL`` pulses, applied in this order, so the later wins within one
+write): ``soft_reset`` and ``disarm`` disarm; ``arm`` arms unless killed; ``kill``
+latches the kill switch and disarms; ``rearm`` clears the kill latch and arms.
+``soft_reset`` also clears the refresh state, the event counters and the captured
+ladder, and forgets a book submit not yet in the pipeline. ``commit`` (checked by the
+register block) copies the staged configuration and inventory to the live registers
+that drive the pipeline's ``cfg``, ``position`` and ``live_*_qty`` ports. After reset
+the live configuration is all zero (``max_inventory = 0``: nothing is ever quoted) and
+the engine is disarmed, so nothing is quoted before a commit and an arm.
+
+Register quote path: a write to ``BOOK_SUBMIT`` takes ``BOOK_TS``/``BOOK_BID``/
+``BOOK_ASK`` and the written ``has_bid``/``has_ask`` as one update, clears
+``LADDER_STATUS.valid`` and enters the pipeline at the next cycle the pipeline is
+ready: **the register path has priority** over the stream (the stream then sees
+``i.ready`` low for that one cycle; register writes are at least five cycles apart,
+so the stream keeps at least four fifths of the cycles). A submit written while the previous
+one is still waiting to enter (only possible while ``o`` is back-pressured) is refused
+with SLVERR. The pipeline preserves order, so the ladder of the submitted update is
+the one delivered when the count of delivered ladders reaches the count of accepted
+updates at its entry; it is captured into ``LADDER_*`` and ``LADDER_STATUS.valid`` is
+set.
+
+Counters (32-bit, wrapping; cleared by ``clear_counters`` and ``soft_reset``): UPDATES
+counts updates entering the pipeline (stream and register path); the others count
+delivered ladders (taken from ``o``): LADDERS all, REFRESHES with ``refresh``, NO_MID and CROSSED with
+those flags, OUT_OF_DOMAIN adds ``out_of_domain``, GATED_BID/ASK those with a mid and
+fewer levels than the live ``num_levels``. ``ERRORS.out_of_domain``/``crossed`` are set
+by delivered ladders. Event flags are registered once before the counters, so the
+counters and error bits are off the ladder stream's path.
+
+Refresh state: ``LAST_QUOTE_TIME`` and ``STATUS.has_quoted`` follow the delivered
+ladders (a ladder with ``refresh`` sets them to its ``ts``), so they always agree with
+the ladders the host has read; ``soft_reset`` clears them and pulses the pipeline's
+``soft_reset`` input, which clears the pipeline's own refresh clock.
+
+Timing: the only logic the top adds to the per-update path is the two-way input
+multiplexer in front of the pipeline (one LUT level, selected by a register and its
+inverted twin to halve the select's fanout). Where the pipeline's first stage has no
+slack for it, ``input_register=True`` moves the multiplexer in front of a register
+stage instead (one more cycle of ``LATENCY``; no bubbles: the stage takes a new update
+whenever it is empty or the pipeline takes its update; an update waiting there when a
+new configuration is committed is computed with the new one). The
+register read multiplexer reads registers only (captured ladder, counters, latches,
+live configuration, the registered ``settled``); the capture of the register path's
+ladder is enabled by a registered match, so its compare is off the wide enable. With a
+stand-in pipeline the top's own logic (AXI slave, register block, capture, counters)
+places and routes at 217 MHz on LFE5UM5G-85F-8.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, ResetSignal, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In
+from nanoquote.hw.contract.register_map import register_map
+from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
+from nanoquote.hw.gateware.pipeline import QuotePipeline
+from nanoquote.hw.gateware.register_block import RegisterBlock
+
+__all__ = ["NanoquoteTop"]
+
+
+class NanoquoteTop(wiring.Component):
+    """The quote engine: ``axil`` registers, ``i`` market updates in, ``o`` ladders out.
+
+    Parameters
+    ----------
+    max_levels : int
+        Build-time maximum of ``num_levels`` (1..16).
+    price_bits : int
+        Price width.
+    addr_width : int
+        AXI4-Lite byte address width (the map decodes its own size; the rest is DECERR).
+    input_register : bool
+        Put the stream/register-path arbitration behind a register stage (one more cycle
+        of latency, no multiplexer in front of the pipeline's first stage); see the
+        module docstring.
+
+    Attributes
+    ----------
+    LATENCY : int
+        Cycles from a market update accepted on ``i`` to its ladder on ``o`` (the
+        pipeline's, plus one with ``input_register``).
+    rmap : RegisterMap
+        The register map of this build.
+    """
+
+    def __init__(self, max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
+                 input_register: bool = False) -> None:
+        self.max_levels = max_levels
+        self.price_bits = price_bits
+        self.addr_width = addr_width
+        self.input_register = input_register
+        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True)
+        self.LATENCY = int(QuotePipeline.LATENCY) + int(input_register)
+        if self.LATENCY < 2:
+            raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
+        self.rmap = register_map(max_levels, price_bits, latency=self.LATENCY)
+        self.regs = RegisterBlock(self.rmap, addr_width=addr_width)
+        self.slave = AxiLiteRegisterSlave(addr_width)
+        members = self.pipeline.signature.members
+        super().__init__({
+            "axil": In(AxiLiteSignature(addr_width)),
+            "i": members["i"],
+            "o": members["o"],
+        })
+
+    def elaborate(self, platform):  # noqa: ARG002
+        m = Module()
+        m.submodules.slave = slave = self.slave
+        m.submodules.regs = rb = self.regs
+        m.submodules.pipeline = pipe = self.pipeline
+        wiring.connect(m, wiring.flipped(self.axil), slave.axil)
+        wiring.connect(m, slave.regs, rb.bus)
+        ctl = rb.control
+
+        # -- live configuration and inventory -> pipeline (matched by field name) --------------
+        sources = {}
+        for reg in self.rmap:
+            if reg.staged:
+                for f in reg.fields:
+                    sources[f.name] = getattr(getattr(rb, reg.name.lower()), f.name)
+        for name, _ in pipe.cfg.shape():
+            m.d.comb += getattr(pipe.cfg, name).eq(sources[name])
+        for name in ("position", "live_bid_qty", "live_ask_qty"):
+            m.d.comb += getattr(pipe, name).eq(sources[name])
+        # the live copies change only at a commit: it tells the pipeline so
+        m.d.comb += pipe.config_changed.eq(rb.committed)
+
+        # -- arm / kill latches ----------------------------------------------------------------
+        armed = Signal()
+        killed = Signal()
+        with m.If(ctl.soft_reset | ctl.disarm):
+            m.d.sync += armed.eq(0)
+        with m.If(ctl.arm & ~killed):
+            m.d.sync += armed.eq(1)
+        with m.If(ctl.kill):
+            m.d.sync += [killed.eq(1), armed.eq(0)]
+        with m.If(ctl.rearm):
+            m.d.sync += [killed.eq(0), armed.eq(1)]
+        m.d.comb += pipe.armed.eq(armed)
+        m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
+
+        # -- input arbitration: a pending register submit goes first ---------------------------
+        # The select fans out to every payload bit on the per-update path: the prices take
+        # it from an inverted twin register (synthesis keeps both), halving the fanout.
+        update_layout = pipe.i.payload.shape()
+        pending = Signal()
+        pending_next = Signal()
+        pending_n = Signal(init=1)  # always ~pending
+        m.d.sync += [pending.eq(pending_next), pending_n.eq(~pending_next)]
+        pending_update = Signal(update_layout)
+        sel_prices = ~pending_n
+        chosen = Signal(update_layout)
+        m.d.comb += [
+            chosen.ts.eq(Mux(pending, pending_update.ts, self.i.payload.ts)),
+            chosen.has_bid.eq(Mux(pending, pending_update.has_bid, self.i.payload.has_bid)),
+            chosen.has_ask.eq(Mux(pending, pending_update.has_ask, self.i.payload.has_ask)),
+            chosen.bid.eq(Mux(sel_prices, pending_update.bid, self.i.payload.bid)),
+            chosen.ask.eq(Mux(sel_prices, pending_update.ask, self.i.payload.ask)),
+            rb.book_submit_busy.eq(pending),
+        ]
+        # ``front_ready``: the chosen update is taken this cycle (by the pipeline, or by the
+        # input register); ``accepted``: an update is taken. The order is kept throughout.
+        front_ready = Signal()
+        accepted = Signal()
+        if self.input_register:
+            in_valid = Signal()
+            in_update = Signal(update_layout)
+            m.d.comb += [front_ready.eq(~in_valid | pipe.i.ready),
+                         pipe.i.valid.eq(in_valid), pipe.i.payload.eq(in_update)]
+            with m.If(front_ready):
+                m.d.sync += [in_valid.eq(pending | self.i.valid), in_update.eq(chosen)]
+        else:
+            m.d.comb += [front_ready.eq(pipe.i.ready),
+                         pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
+        m.d.comb += [self.i.ready.eq(~pending & front_ready),
+                     accepted.eq((pending | self.i.valid) & front_ready)]
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+
+        delivered = Signal()
+        m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
+
+        # Sequence numbers of accepted updates and delivered ladders; the pipeline keeps
+        # order, so the ladder of update n is the n-th delivered.
+        seq_bits = max(8, (4 * self.LATENCY + 16).bit_length())
+        accepted_seq = Signal(seq_bits)
+        delivered_seq = Signal(seq_bits)
+        target_seq = Signal(seq_bits)
+        waiting = Signal()
+        with m.If(accepted):
+            m.d.sync += accepted_seq.eq(accepted_seq + 1)
+        with m.If(delivered):
+            m.d.sync += delivered_seq.eq(delivered_seq + 1)
+        # ``is_next``: the next ladder delivered is the target's. Registered (the compare is
+        # off the capture enable, which fans out to the whole captured ladder); exact
+        # because the target is set at least LATENCY >= 2 cycles before its ladder leaves.
+        # Both compares start at flip-flops; ``o.ready`` only selects between them.
+        is_next = Signal()
+        m.d.sync += is_next.eq(Mux(delivered, (delivered_seq + 1)[:seq_bits] == target_seq,
+                                   delivered_seq == target_seq))
+
+        ladder = pipe.o.payload
+        ladder_layout = ladder.shape()
+        # Wide registers cleared by a registered copy of the reset (with soft_reset), so the
+        # reset net does not reach them: ``rst`` fans out to every control register.
+        reset_q = Signal(init=1, reset_less=True)
+        m.d.sync += reset_q.eq(ResetSignal())
+        captured = Signal(ladder_layout, reset_less=True)
+        ladder_valid = Signal()
+        # A new submit forgets the previous one (its ladder is no longer wanted), so only
+        # the last submitted update's ladder is ever captured.
+        # The target ladder is loaded while it waits at the pipeline's output (its enable
+        # has no ``o.ready`` in it, and reloading the same ladder while stalled is
+        # harmless); it counts as captured at its handshake.
+        with m.If(waiting & is_next & pipe.o.valid):
+            m.d.sync += captured.eq(ladder)
+        with m.If(waiting & is_next & delivered):
+            m.d.sync += [waiting.eq(0), ladder_valid.eq(1)]
+        m.d.comb += pending_next.eq(pending)
+        with m.If(pending & front_ready):
+            m.d.comb += pending_next.eq(0)
+            m.d.sync += [waiting.eq(1), target_seq.eq(accepted_seq)]
+        with m.If(rb.book_submit_stb):
+            m.d.comb += pending_next.eq(1)
+            m.d.sync += [
+                waiting.eq(0),
+                ladder_valid.eq(0),
+                pending_update.ts.eq(rb.book_ts.ts),
+                pending_update.bid.eq(rb.book_bid.bid),
+                pending_update.ask.eq(rb.book_ask.ask),
+                pending_update.has_bid.eq(rb.book_submit.has_bid),
+                pending_update.has_ask.eq(rb.book_submit.has_ask),
+            ]
+        with m.If(ctl.soft_reset):
+            m.d.comb += pending_next.eq(0)
+            m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
+
+        # -- captured ladder -> LADDER_* registers -----------------------------------------------
+        m.d.comb += [
+            rb.ladder_status.valid.eq(ladder_valid),
+            rb.ladder_status.refresh.eq(captured.refresh),
+            rb.ladder_status.no_mid.eq(captured.no_mid),
+            rb.ladder_status.crossed.eq(captured.crossed),
+            rb.ladder_status.bid_count.eq(captured.bid_count),
+            rb.ladder_status.ask_count.eq(captured.ask_count),
+            rb.ladder_status.out_of_domain.eq(captured.out_of_domain),
+            rb.ladder_mask.bid_post.eq(captured.bid_post),
+            rb.ladder_mask.ask_post.eq(captured.ask_post),
+        ]
+        for level in range(self.max_levels):
+            m.d.comb += [
+                getattr(rb, f"ladder_bid{level}").price.eq(captured.bid_price[level]),
+                getattr(rb, f"ladder_ask{level}").price.eq(captured.ask_price[level]),
+            ]
+
+        # -- status ------------------------------------------------------------------------------
+        m.d.comb += [
+            rb.status.armed.eq(armed),
+            rb.status.killed.eq(killed),
+        ]
+        # registered, so the register read multiplexer does not sit behind the pipeline's
+        # control logic (status is one cycle late)
+        settled = Signal()
+        m.d.sync += settled.eq(pipe.settled)
+        m.d.comb += rb.status.settled.eq(settled)
+        # The refresh clock's state as the delivered ladders report it: a ladder with
+        # ``refresh`` moved it to that ladder's ``ts`` (so the value always matches the
+        # ladders the host has seen).
+        last_quote_time = Signal(len(ladder.ts), reset_less=True)
+        has_quoted = Signal()
+        with m.If(delivered & ladder.refresh):
+            m.d.sync += [last_quote_time.eq(ladder.ts), has_quoted.eq(1)]
+        with m.If(ctl.soft_reset):
+            m.d.sync += [last_quote_time.eq(0), has_quoted.eq(0)]
+        with m.If(reset_q):
+            m.d.sync += [last_quote_time.eq(0), captured.eq(0)]
+        m.d.comb += [rb.status.has_quoted.eq(has_quoted),
+                     rb.last_quote_time.last_quote_time.eq(last_quote_time)]
+
+        # -- event counters and sticky ladder errors (registered events, then counters) ---------
+        events = Signal(data.StructLayout({
+            "update": 1, "ladder": 1, "refresh": 1, "gated_bid": 1, "gated_ask": 1,
+            "crossed": 1, "no_mid": 1, "out_of_domain": len(ladder.out_of_domain),
+        }))
+        num_levels = rb.order.num_levels
+        m.d.sync += [
+            events.update.eq(accepted),
+            events.ladder.eq(delivered),
+            events.refresh.eq(delivered & ladder.refresh),
+            events.gated_bid.eq(delivered & ~ladder.no_mid & (ladder.bid_count < num_levels)),
+            events.gated_ask.eq(delivered & ~ladder.no_mid & (ladder.ask_count < num_levels)),
+            events.crossed.eq(delivered & ladder.crossed),
+            events.no_mid.eq(delivered & ladder.no_mid),
+            events.out_of_domain.eq(Mux(delivered, ladder.out_of_domain, 0)),
+        ]
+        increments = {
+            "UPDATES": events.update, "LADDERS": events.ladder, "REFRESHES": events.refresh,
+            "GATED_BID": events.gated_bid, "GATED_ASK": events.gated_ask, "CROSSED": events.crossed,
+            "NO_MID": events.no_mid, "OUT_OF_DOMAIN": events.out_of_domain,
+        }
+        # registered, so the clear reaches the 256 counter bits straight from a flip-flop
+        # (the counters clear a cycle after the pulse; events are a cycle late as well)
+        clear = Signal(reset_less=True)
+        m.d.sync += clear.eq(ctl.soft_reset | ctl.clear_counters | reset_q)
+        for name, inc in increments.items():
+            counter = Signal(32, name=f"count_{name.lower()}", reset_less=True)
+            with m.If(clear):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + inc)
+            m.d.comb += getattr(rb, f"count_{name.lower()}").count.eq(counter)
+        m.d.comb += [
+            rb.errors_set.out_of_domain.eq(events.out_of_domain.any()),
+            rb.errors_set.crossed.eq(events.crossed),
+        ]
+        return m

@@ -1,0 +1,1 @@
+"""Conformance: seeded vectors, scenarios, independent expectations and runners."""

@@ -1,0 +1,1 @@
+"""The software device: the register file and quote path in Python."""

@@ -1,0 +1,40 @@
+"""Open a register bus to a quote device by backend name.
+
+``model``: the in-process software device (bit-accurate model); ``amaranth`` and
+``verilator``: the RTL in a simulator process serving the loopback protocol. The same
+driver code runs over each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nanoquote.host.device.bus import RegisterBus
+
+__all__ = ["BACKENDS", "open_bus"]
+
+BACKENDS = ("model", "amaranth", "verilator")
+
+
+@contextmanager
+def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
+    """A connected bus for the duration of the ``with`` block; the device is torn down after."""
+    if backend == "model":
+        from nanoquote.sim.device.software_device import SoftwareDevice
+
+        yield SoftwareDevice(max_levels=max_levels)
+        return
+    if backend in ("amaranth", "verilator"):
+        if backend == "amaranth":
+            from nanoquote.sim.servers.amaranth_server import start_amaranth_server as start
+        else:
+            from nanoquote.sim.servers.verilator_server import start_verilator_server as start
+        with start(max_levels=max_levels) as server:
+            bus = server.connect()
+            try:
+                yield bus
+            finally:
+                bus.close()
+        return
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

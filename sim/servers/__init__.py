@@ -1,0 +1,1 @@
+"""Simulator processes that serve the device's registers on a loopback link."""

@@ -1,0 +1,1 @@
+"""Testbenches: amaranth.sim support and the cocotb benches run under Verilator."""
