@@ -410,7 +410,7 @@ def _ladder_chunk(
 
 @dataclass
 class RefreshModel:
-    """The refresh timer (SPEC 6) as the pipeline keeps it: one decision per update.
+    """The refresh timer (docs/spec.md §6) as the pipeline keeps it: one decision per update.
 
     ``refresh = armed & quotable & (first | ts >= last + interval)`` where ``first`` is
     "exchange policy and no refresh since reset"; a refresh sets ``last = ts``. Legacy

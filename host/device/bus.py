@@ -3,9 +3,7 @@
 Every backend (software model, mmap of a real device, simulators behind a loopback
 socket) offers the same two calls; the typed driver above never knows which it has.
 
-Loopback wire protocol (one request, one response, little endian):
-request ``op:u8 addr:u32 data:u32 strb:u8`` (op 0 read, 1 write, 2 close, 3 idle cycles
-``data``); response ``resp:u8 data:u32`` where resp is the AXI response code.
+:class:`SocketBus` speaks the loopback wire protocol of :mod:`nanoquote.host.device.wire`.
 """
 
 from __future__ import annotations
@@ -13,19 +11,20 @@ from __future__ import annotations
 import mmap
 import os
 import socket
-import struct
 from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
 
-__all__ = [
-    "Resp", "BusError", "BusTimeout", "RegisterBus", "MmapBus", "SocketBus",
-    "REQUEST", "RESPONSE", "OP_READ", "OP_WRITE", "OP_CLOSE", "OP_IDLE",
-]
+from nanoquote.host.device.wire import (
+    OP_CLOSE,
+    OP_IDLE,
+    OP_READ,
+    OP_WRITE,
+    encode_request,
+    recv_response,
+)
 
-REQUEST = struct.Struct("<BIIB")
-RESPONSE = struct.Struct("<BI")
-OP_READ, OP_WRITE, OP_CLOSE, OP_IDLE = 0, 1, 2, 3
+__all__ = ["Resp", "BusError", "BusTimeout", "RegisterBus", "MmapBus", "SocketBus"]
 
 
 class Resp(IntEnum):
@@ -119,16 +118,13 @@ class SocketBus:
 
     def _transact(self, op: int, address: int, value: int, strobe: int) -> tuple[Resp, int]:
         try:
-            self._sock.sendall(REQUEST.pack(op, address, value, strobe))
-            data = b""
-            while len(data) < RESPONSE.size:
-                chunk = self._sock.recv(RESPONSE.size - len(data))
-                if not chunk:
-                    raise BusTimeout("the simulator closed the connection")
-                data += chunk
+            self._sock.sendall(encode_request(op, address, value, strobe))
+            response = recv_response(self._sock)
         except TimeoutError:
             raise BusTimeout(f"no answer for address {address:#06x}") from None
-        resp, result = RESPONSE.unpack(data)
+        if response is None:
+            raise BusTimeout("the simulator closed the connection")
+        resp, result = response
         return Resp(resp), result
 
     def read32(self, address: int) -> int:
@@ -150,7 +146,7 @@ class SocketBus:
 
     def close(self) -> None:
         try:
-            self._sock.sendall(REQUEST.pack(OP_CLOSE, 0, 0, 0))
+            self._sock.sendall(encode_request(OP_CLOSE))
         except OSError:
             pass
         self._sock.close()

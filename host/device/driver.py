@@ -35,19 +35,6 @@ class HardwareLadder:
         self.refresh = refresh
 
 
-#: (register, field) -> PipelineParams attribute, for everything ``configure`` writes.
-_CONFIG_FIELDS = {
-    "POLICY": {"legacy": "legacy"},
-    "TICK": {"tick": "tick"},
-    "SPREAD": {"base_spread": "base_spread", "min_edge": "min_edge"},
-    "MAX_INVENTORY": {"max_inventory": "max_inventory"},
-    "ORDER": {"order_size": "order_size", "num_levels": "num_levels"},
-    "TWO_TICK_RECIP": {"two_tick_recip": "two_tick_recip"},
-    "SKEW_COEF": {"skew_coef": "skew_coef"},
-    "REFRESH_INTERVAL": {"refresh_interval": "refresh_interval"},
-}
-
-
 class QuoteDriver:
     """One quote pipeline behind a register bus."""
 
@@ -81,17 +68,15 @@ class QuoteDriver:
         return PipelineParams.from_config(config, self.price_bits)
 
     def configure(self, config: MarketMakerConfig) -> None:
-        """Validate, write the staged registers, commit, read back and compare."""
-        params = self.hardware_params(config)  # before any register access
+        """Validate, write the staged ``config`` registers, commit, read back and compare."""
+        wanted = self.hardware_params(config).as_dict()  # before any register access
         dev = self.device
-        for reg, fields in _CONFIG_FIELDS.items():
-            dev.write_fields(reg, **{f: getattr(params, attr) for f, attr in fields.items()})
-        dev.pulse("CONTROL", "commit")
-        for reg, fields in _CONFIG_FIELDS.items():
-            got = dev.read_fields(reg)
-            for f, attr in fields.items():
-                if got[f] != getattr(params, attr):
-                    raise ReadbackMismatch(f"{reg}.{f} reads {got[f]:#x} after commit, wrote {getattr(params, attr):#x}")
+        dev.run(dev.programs.write_group("config", wanted))
+        got = dev.run(dev.programs.read_group("config"))
+        for name, (reg, _) in dev.map.fields_of("config").items():
+            if got[name] != wanted[name]:
+                raise ReadbackMismatch(f"{reg.name}.{name} reads {got[name]:#x} after commit, "
+                                       f"wrote {wanted[name]:#x}")
         self.config = config
 
     def set_inventory(self, position: int, live_bid_qty: int, live_ask_qty: int) -> None:
@@ -103,10 +88,8 @@ class QuoteDriver:
         except DomainError as exc:
             raise ValueError(str(exc)) from None
         dev = self.device
-        dev.write_fields("POSITION", position=position)
-        dev.write_fields("LIVE_BID_QTY", live_bid_qty=live_bid_qty)
-        dev.write_fields("LIVE_ASK_QTY", live_ask_qty=live_ask_qty)
-        dev.pulse("CONTROL", "commit")
+        dev.run(dev.programs.write_group(
+            "inventory", {"position": position, "live_bid_qty": live_bid_qty, "live_ask_qty": live_ask_qty}))
 
     # -- operator controls ----------------------------------------------------------------
 
@@ -155,23 +138,13 @@ class QuoteDriver:
         if self.config is None:
             raise DeviceError("configure() the device before sending market data")
         dev = self.device
-        dev.write("BOOK_TS", book.ts)
-        dev.write("BOOK_BID", book.best_bid or 0)
-        dev.write("BOOK_ASK", book.best_ask or 0)
-        dev.write_fields("BOOK_SUBMIT", has_bid=book.best_bid is not None, has_ask=book.best_ask is not None)
-        status = self._wait_for_ladder()
+        dev.run(dev.programs.submit(book.ts, book.best_bid, book.best_ask))
+        status = dev.run(dev.programs.wait_for_ladder(self.ladder_poll_limit, max(1, self.latency)))
+        if status is None:
+            self._trip_kill()
+            raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; "
+                                "kill switch tripped")
         return HardwareLadder(self._read_ladder(book, status), bool(status["refresh"]))
-
-    def _wait_for_ladder(self) -> dict[str, int]:
-        idle = getattr(self.device.bus, "idle", None)
-        for _ in range(self.ladder_poll_limit):
-            status = self.device.read_fields("LADDER_STATUS")
-            if status["valid"]:
-                return status
-            if idle is not None:
-                idle(max(1, self.latency))
-        self._trip_kill()
-        raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; kill switch tripped")
 
     def _trip_kill(self) -> None:
         try:
@@ -181,10 +154,8 @@ class QuoteDriver:
 
     def _read_ladder(self, book: BookUpdate, status: dict[str, int]) -> Ladder:
         assert self.config is not None
-        n = self.config.num_levels
-        masks = self.device.read_fields("LADDER_MASK")
-        bids = tuple(self.device.read(f"LADDER_BID{i}") if masks["bid_post"] >> i & 1 else None for i in range(n))
-        asks = tuple(self.device.read(f"LADDER_ASK{i}") if masks["ask_post"] >> i & 1 else None for i in range(n))
+        dev = self.device
+        prices = dev.run(dev.programs.read_ladder(self.config.num_levels))
         mid = None if status["no_mid"] else (book.best_bid + book.best_ask) // 2  # type: ignore[operator]
-        return Ladder(mid, bool(status["crossed"]), bids, asks, status["bid_count"], status["ask_count"],
-                      status["out_of_domain"])
+        return Ladder(mid, bool(status["crossed"]), prices["bid_price"], prices["ask_price"],
+                      status["bid_count"], status["ask_count"], status["out_of_domain"])

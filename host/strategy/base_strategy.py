@@ -1,4 +1,4 @@
-"""BaseStrategy: position and P&L bookkeeping shared by every strategy (SPEC 7).
+"""BaseStrategy: position and P&L bookkeeping shared by every strategy (docs/spec.md §7).
 
 Prices are integer raw units; the average entry price is an exact ``Fraction`` so that
 realized P&L is exact. Money is ``raw difference / tick_size * tick_value`` per lot.

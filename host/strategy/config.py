@@ -1,7 +1,7 @@
 """MarketMakerConfig: the strategy's parameters, validated once at construction.
 
 A config that exists is valid: every consumer (golden model, register writer, hardware
-coefficient calculator) may rely on the ranges of SPEC section 1 without re-checking.
+coefficient calculator) may rely on the ranges of docs/spec.md §1 without re-checking.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class ConfigError(DomainError):
 
 
 class QuotePolicy(StrEnum):
-    """How quotes are priced and gated (SPEC 4-6)."""
+    """How quotes are priced and gated (docs/spec.md §4-§6)."""
 
     EXCHANGE = "exchange"
     LEGACY = "legacy"
@@ -68,7 +68,7 @@ class MarketMakerConfig:
     """The nine documented parameters, the quote policy, tick value and risk limits.
 
     Risk limits are ``None`` when switched off. Left at ``POLICY_DEFAULT`` they are on
-    under ``exchange`` and off under ``legacy`` (SPEC 8).
+    under ``exchange`` and off under ``legacy`` (docs/spec.md §8).
     """
 
     base_spread_ticks: int = 2

@@ -1,6 +1,6 @@
 """Validated value domains shared by the golden model, the gateware and the driver.
 
-Every limit of SPEC section 1 lives here once, so the config validator, the market-data
+Every limit of docs/spec.md §1 lives here once, so the config validator, the market-data
 validator, the hardware build parameters and the register map cannot disagree.
 """
 

@@ -1,4 +1,4 @@
-"""MarketMakerStrategy: the golden market-making strategy (SPEC 3-8).
+"""MarketMakerStrategy: the golden market-making strategy (docs/spec.md §3-§8).
 
 The event loop here is the same whichever ``QuoteEngine`` computes the ladder: it
 validates the event, marks P&L, runs the cancel rules, asks the engine, passes the
@@ -142,7 +142,7 @@ class MarketMakerStrategy:
         if hook is not None:
             hook()
 
-    # -- quoting (SPEC 4-6) ---------------------------------------------------------------
+    # -- quoting (docs/spec.md §4-§6) ---------------------------------------------------
 
     def calculate_quotes(self, book: BookUpdate) -> tuple[int, int] | None:
         """Level-0 (bid, ask) for the current position, or None without a quotable mid."""

@@ -1,4 +1,4 @@
-"""QuoteManager: the lifecycle of every order the strategy has sent (SPEC 7).
+"""QuoteManager: the lifecycle of every order the strategy has sent (docs/spec.md §7).
 
 Events from the exchange can be late, duplicated or wrong. Each handler returns an
 ``EventResult``; anything other than ``OK`` is counted in ``error_counts`` and leaves

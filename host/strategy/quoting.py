@@ -1,7 +1,7 @@
-"""Golden quote calculation (SPEC 3-5): the plain exact-integer statement of the datapath.
+"""Golden quote calculation (docs/spec.md §3-§5): the plain exact-integer statement of the datapath.
 
 This module is the reference the pipeline and the bit-accurate model are checked
-against, so it follows the spec's formulas literally: each rational is kept exactly as
+against, so it follows docs/spec.md's formulas literally: each rational is kept exactly as
 an integer numerator over one common denominator, and no step is reformulated. It holds no state: the refresh clock, order tracking
 and risk limits live elsewhere.
 """
@@ -36,7 +36,7 @@ class BookUpdate:
 
 
 def book_mid(config: MarketMakerConfig, book: BookUpdate) -> int | None:
-    """Floored mid the policy quotes around, or ``None`` when it must not quote (SPEC 3)."""
+    """Floored mid the policy quotes around, or ``None`` when it must not quote (docs/spec.md §3)."""
     bid, ask = book.best_bid, book.best_ask
     if bid is None or ask is None or (bid >= ask and not config.is_legacy):
         return None
@@ -67,7 +67,7 @@ def _legacy_top(config: MarketMakerConfig, mid: int, position: int) -> tuple[int
 
 
 def _exchange_top(config: MarketMakerConfig, best_bid: int, best_ask: int, position: int) -> tuple[int, int]:
-    """SPEC 4 exchange policy, every rational held as ``numerator / den`` with den = 2*D."""
+    """docs/spec.md §4.2 exchange policy, every rational held as ``numerator / den`` with den = 2*D."""
     b, t, e = config.base_spread_ticks, config.tick_size, config.min_edge_ticks
     d = _skew_denominator(config) or 1  # M == 0: no skew; any denominator will do
     den = 2 * d
@@ -89,7 +89,7 @@ def _exchange_top(config: MarketMakerConfig, best_bid: int, best_ask: int, posit
 def calculate_quotes(
     config: MarketMakerConfig, book: BookUpdate, position: int
 ) -> tuple[int, int] | None:
-    """Level-0 bid and ask prices, or ``None`` when there is no quotable mid (SPEC 4)."""
+    """Level-0 bid and ask prices, or ``None`` when there is no quotable mid (docs/spec.md §4)."""
     mid = book_mid(config, book)
     if mid is None:
         return None
@@ -101,7 +101,7 @@ def calculate_quotes(
 def gate_levels(
     config: MarketMakerConfig, position: int, live_bid_qty: int, live_ask_qty: int
 ) -> tuple[int, int]:
-    """How many levels each side may post under the policy's position limit (SPEC 5)."""
+    """How many levels each side may post under the policy's position limit (docs/spec.md §5)."""
     n, m = config.num_levels, config.max_inventory
     if m == 0:
         return 0, 0
@@ -147,7 +147,7 @@ def build_ladder(
     live_ask_qty: int = 0,
     price_max: int = PRICE_MAX,
 ) -> Ladder:
-    """Full N-level ladder with gating and the price-domain rule applied (SPEC 4-5)."""
+    """Full N-level ladder with gating and the price-domain rule applied (docs/spec.md §4-§5)."""
     n, t = config.num_levels, config.tick_size
     top = calculate_quotes(config, book, position)
     if top is None:

@@ -1,4 +1,4 @@
-"""The refresh clock of SPEC 6, kept apart so the hardware can own the same state."""
+"""The refresh clock of docs/spec.md §6, kept apart so the hardware can own the same state."""
 
 from __future__ import annotations
 

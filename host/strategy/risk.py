@@ -1,4 +1,4 @@
-"""Pre-trade risk limits of SPEC 8, software side (the hardware gate mirrors it).
+"""Pre-trade risk limits of docs/spec.md §8, software side (the hardware gate mirrors it).
 
 The kill switch lives in the strategy (it must cancel orders); this module holds the
 limits that filter a ladder: price collar, maximum order quantity and the quote-update

@@ -57,7 +57,7 @@ SKEW_ONE = 1 << 16
 SKEW_COEF_SHIFT = 47
 #: ``c < 2**25`` so ``C < 2**72``.
 SKEW_COEF_BITS = 72
-#: Field widths of the pipeline's configuration and feedback ports (SPEC 1 domains).
+#: Field widths of the pipeline's configuration and feedback ports (docs/spec.md §1 domains).
 TICK_BITS = 16
 BASE_SPREAD_BITS = 8
 MIN_EDGE_BITS = 8

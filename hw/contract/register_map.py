@@ -12,9 +12,17 @@ Conventions
 * ``staged`` registers (configuration and inventory) are written into a shadow copy;
   ``CONTROL.commit`` copies every shadow into the live copy the pipeline uses in one
   clock, so a configuration (and any value wider than 32 bits) changes atomically. The
-  commit is refused (SLVERR, ``ERRORS.commit_rejected``) if the staged values are out of
-  range, and then changes nothing. Reading a staged register returns its live
-  (committed) value, so "write, commit, read back" verifies what the pipeline uses.
+  commit is refused (SLVERR, ``ERRORS.commit_rejected``) if a staged field is outside
+  its ``commit_range``, and then changes nothing. Reading a staged register returns its
+  live (committed) value, so "write, commit, read back" verifies what the pipeline uses.
+  Field names of the ``config`` group are those of ``PipelineParams`` and of the
+  pipeline's configuration port; fields of the ``inventory`` group are pipeline inputs
+  of the same name.
+* Read-only registers of a ``CONSTANT_GROUPS`` group read their reset value.
+* A ``counters`` register carries its :class:`Counter`: what increments it, as one
+  expression that the gateware evaluates on signals and the software device on integers.
+  A field with ``set_by`` is a sticky error bit set whenever that counter's increment
+  is non-zero.
 * Reading the lowest word of a wide read-only register snapshots the upper words, so a
   64-bit value is read consistently with two reads.
 * Unmapped addresses answer DECERR. Writing a read-only register, or a 1 into a
@@ -24,9 +32,11 @@ Conventions
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from nanoquote.hw.contract.coefficients import (
     BASE_SPREAD_BITS,
@@ -43,13 +53,17 @@ from nanoquote.hw.contract.coefficients import (
 )
 
 __all__ = [
-    "Access", "Field", "Register", "RegisterMap", "register_map",
+    "Access", "Field", "Counter", "Register", "RegisterMap", "register_map", "CONSTANT_GROUPS",
     "MAGIC", "VERSION_MAJOR", "VERSION_MINOR", "render_markdown", "render_c_header", "render_json",
 ]
 
 MAGIC = 0x4E514F54  # "NQOT"
 VERSION_MAJOR = 1
 VERSION_MINOR = 0
+
+
+#: Read-only registers of these groups are constants (they read their reset value).
+CONSTANT_GROUPS = ("id",)
 
 
 class Access(StrEnum):
@@ -67,10 +81,42 @@ class Field:
     doc: str
     reset: int = 0
     signed: bool = False
+    #: Staged values a commit accepts (inclusive); ``None``: any value of the field.
+    commit_range: tuple[int, int] | None = None
+    #: A sticky error bit set whenever this counter (register name) increments.
+    set_by: str | None = None
 
     @property
     def mask(self) -> int:
         return ((1 << self.width) - 1) << self.offset
+
+    def commit_accepts(self, value: int) -> bool:
+        return self.commit_range is None or self.commit_range[0] <= value <= self.commit_range[1]
+
+
+@dataclass(frozen=True)
+class Counter:
+    """What increments a 32-bit event counter (wrapping).
+
+    ``source`` is ``"update"`` (one per market update entering the pipeline) or
+    ``"ladder"`` (per delivered ladder, by ``amount(ladder, config)``: ``ladder`` has the
+    fields of the pipeline's ladder output, ``config`` the live configuration fields by
+    name; the expression must mean the same on Amaranth values and on integers, so it
+    uses ``==``, ``<``, ``&`` and ``|`` only). ``amount=None`` counts one per event.
+    """
+
+    source: str
+    amount: Callable[[Any, Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in ("update", "ladder"):
+            raise ValueError(f"counter source must be 'update' or 'ladder', got {self.source!r}")
+        if self.source == "update" and self.amount is not None:
+            raise ValueError("an update counter counts one per update")
+
+    def increment(self, ladder: Any, config: Any) -> int:
+        """The amount for one delivered ladder, on plain values (the software device)."""
+        return 1 if self.amount is None else int(self.amount(ladder, config))
 
 
 @dataclass(frozen=True)
@@ -82,6 +128,7 @@ class Register:
     doc: str
     staged: bool = False
     group: str = ""
+    counter: Counter | None = None
 
     @cached_property
     def width(self) -> int:
@@ -94,6 +141,16 @@ class Register:
     @cached_property
     def addresses(self) -> tuple[int, ...]:
         return tuple(self.address + 4 * i for i in range(self.words))
+
+    @property
+    def constant(self) -> bool:
+        """Read-only with a fixed value (its reset value)."""
+        return self.access is Access.RO and self.group in CONSTANT_GROUPS
+
+    @property
+    def sourced(self) -> bool:
+        """Read-only with a value the device supplies (an input of the register block)."""
+        return self.access is Access.RO and not self.constant
 
     @property
     def reset(self) -> int:
@@ -171,6 +228,33 @@ class RegisterMap:
     def __iter__(self):
         return iter(self.registers)
 
+    def group(self, name: str) -> tuple[Register, ...]:
+        """The registers of group ``name``, by address."""
+        return tuple(r for r in self.registers if r.group == name)
+
+    def fields_of(self, group: str) -> dict[str, tuple[Register, Field]]:
+        """Field name -> (register, field) for every field of ``group`` (names are unique)."""
+        out: dict[str, tuple[Register, Field]] = {}
+        for reg in self.group(group):
+            for f in reg.fields:
+                if f.name in out:
+                    raise ValueError(f"field {f.name!r} appears twice in group {group!r}")
+                out[f.name] = (reg, f)
+        return out
+
+    def commit_violations(self, staged: dict[str, int]) -> list[str]:
+        """Staged fields a commit refuses (``staged``: register name -> staged value)."""
+        bad = []
+        for reg in self.registers:
+            if not reg.staged:
+                continue
+            values = reg.unpack(staged[reg.name])
+            for f in reg.fields:
+                if not f.commit_accepts(values[f.name]):
+                    low, high = f.commit_range  # type: ignore[misc]
+                    bad.append(f"{reg.name}.{f.name} = {values[f.name]} is outside {low}..{high}")
+        return bad
+
     def at(self, address: int) -> tuple[Register, int] | None:
         """The register holding byte ``address`` and the word index within it."""
         return self._by_address.get(address)  # type: ignore[attr-defined]
@@ -226,22 +310,26 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         Register("ERRORS", 0x018, Access.W1C, (
             Field("bus_error", 0, 1, "an access was answered DECERR or SLVERR"),
             Field("commit_rejected", 1, 1, "a commit was refused (staged values out of range)"),
-            Field("out_of_domain", 2, 1, "a gated level was outside the price domain"),
-            Field("crossed", 3, 1, "a crossed or locked book was seen")),
+            Field("out_of_domain", 2, 1, "a gated level was outside the price domain",
+                  set_by="COUNT_OUT_OF_DOMAIN"),
+            Field("crossed", 3, 1, "a crossed or locked book was seen", set_by="COUNT_CROSSED")),
             "Sticky error flags, write 1 to clear.", group="control"),
         Register("POLICY", 0x020, Access.RW, _one("legacy", 1, "1: legacy policy, 0: exchange"),
                  "Quote policy.", staged=True, group="config"),
-        Register("TICK", 0x024, Access.RW, _one("tick", TICK_BITS, "tick size T in raw units, 1..65535"),
+        Register("TICK", 0x024, Access.RW, (Field("tick", 0, TICK_BITS, "tick size T in raw units, 1..65535",
+                                                   commit_range=(1, (1 << TICK_BITS) - 1)),),
                  "Tick size.", staged=True, group="config"),
         Register("SPREAD", 0x028, Access.RW, (
-            Field("base_spread", 0, BASE_SPREAD_BITS, "base spread B in ticks, 1..255"),
+            Field("base_spread", 0, BASE_SPREAD_BITS, "base spread B in ticks, 1..255",
+                  commit_range=(1, (1 << BASE_SPREAD_BITS) - 1)),
             Field("min_edge", 8, MIN_EDGE_BITS, "minimum edge in ticks")),
             "Spread and edge.", staged=True, group="config"),
         Register("MAX_INVENTORY", 0x02C, Access.RW, _one("max_inventory", MAX_INVENTORY_BITS, "M in lots (0: never quote)"),
                  "Position limit.", staged=True, group="config"),
         Register("ORDER", 0x030, Access.RW, (
-            Field("order_size", 0, ORDER_SIZE_BITS, "lots per level, 1..65535"),
-            Field("num_levels", 16, 8, "levels per side, 1..max_levels")),
+            Field("order_size", 0, ORDER_SIZE_BITS, "lots per level, 1..65535",
+                  commit_range=(1, (1 << ORDER_SIZE_BITS) - 1)),
+            Field("num_levels", 16, 8, "levels per side, 1..max_levels", commit_range=(1, max_levels))),
             "Ladder shape.", staged=True, group="config"),
         Register("TWO_TICK_RECIP", 0x038, Access.RW, _one("two_tick_recip", recip_bits(P), f"ceil(2^{recip_bits(P)} / (2T))"),
                  "Reciprocal for the per-update division by 2T.", staged=True, group="config"),
@@ -287,15 +375,20 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         regs.append(Register(f"LADDER_ASK{i}", 0x100 + 4 * i, Access.RO, _one("price", P, f"ask level {i}"),
                              f"Register quote path: ask level {i} price (0 if not posted).", group="ladder"))
     counters = [
-        ("UPDATES", "market updates accepted"), ("REFRESHES", "refreshes decided"),
-        ("LADDERS", "ladders delivered"), ("GATED_BID", "updates with fewer bid levels than num_levels"),
-        ("GATED_ASK", "updates with fewer ask levels than num_levels"),
-        ("OUT_OF_DOMAIN", "levels not posted for their price"), ("CROSSED", "crossed or locked books"),
-        ("NO_MID", "updates with nothing to quote around"),
+        ("UPDATES", "market updates accepted", Counter("update")),
+        ("REFRESHES", "refreshes decided", Counter("ladder", lambda lad, cfg: lad.refresh)),
+        ("LADDERS", "ladders delivered", Counter("ladder")),
+        ("GATED_BID", "updates with fewer bid levels than num_levels",
+         Counter("ladder", lambda lad, cfg: (lad.no_mid == 0) & (lad.bid_count < cfg.num_levels))),
+        ("GATED_ASK", "updates with fewer ask levels than num_levels",
+         Counter("ladder", lambda lad, cfg: (lad.no_mid == 0) & (lad.ask_count < cfg.num_levels))),
+        ("OUT_OF_DOMAIN", "levels not posted for their price", Counter("ladder", lambda lad, cfg: lad.out_of_domain)),
+        ("CROSSED", "crossed or locked books", Counter("ladder", lambda lad, cfg: lad.crossed)),
+        ("NO_MID", "updates with nothing to quote around", Counter("ladder", lambda lad, cfg: lad.no_mid)),
     ]
-    for i, (name, doc) in enumerate(counters):
+    for i, (name, doc, counter) in enumerate(counters):
         regs.append(Register(f"COUNT_{name}", 0x140 + 4 * i, Access.RO, _one("count", 32, doc + " (wraps)"),
-                             f"Counter: {doc}.", group="counters"))
+                             f"Counter: {doc}.", group="counters", counter=counter))
     regs.sort(key=lambda r: r.address)
     return RegisterMap(max_levels, price_bits, latency, tuple(regs))
 
@@ -319,6 +412,10 @@ def render_markdown(rmap: RegisterMap) -> str:
             bits = f"{f.offset + f.width - 1}:{f.offset}" if f.width > 1 else f"{f.offset}"
             head = (f"`{span}`", f"**{reg.name}**", reg.access.value, "yes" if reg.staged else "") if i == 0 else ("", "", "", "")
             doc = f.doc + (" (signed)" if f.signed else "")
+            if f.commit_range is not None:
+                doc += f"; a commit needs {f.commit_range[0]}..{f.commit_range[1]}"
+            if f.set_by is not None:
+                doc += f"; set when {f.set_by} counts"
             lines.append(f"| {' | '.join(head)} | {f.name} | {bits} | {f.reset:#x} | {doc} |")
     lines += ["", "Unmapped addresses answer DECERR; writes to read-only registers or reserved bits "
               "answer SLVERR; erroring accesses have no side effect.", ""]
@@ -361,8 +458,11 @@ def render_json(rmap: RegisterMap) -> str:
         "registers": [
             {"name": r.name, "address": r.address, "words": r.words, "access": r.access.value,
              "staged": r.staged, "group": r.group, "doc": r.doc,
+             "counts_per": r.counter.source if r.counter is not None else None,
              "fields": [{"name": f.name, "offset": f.offset, "width": f.width, "reset": f.reset,
-                         "signed": f.signed, "doc": f.doc} for f in r.fields]}
+                         "signed": f.signed, "doc": f.doc,
+                         "commit_range": list(f.commit_range) if f.commit_range is not None else None,
+                         "set_by": f.set_by} for f in r.fields]}
             for r in rmap
         ],
     }

@@ -27,11 +27,9 @@ RENDERERS = {"markdown": render_markdown, "c": render_c_header, "json": render_j
 
 
 def pipeline_latency() -> int:
-    """``QuotePipeline.LATENCY``, or 0 when the pipeline module is absent."""
-    try:
-        from nanoquote.hw.gateware.pipeline import QuotePipeline
-    except ImportError:
-        return 0
+    """``QuotePipeline.LATENCY`` (imported here: the other formats need no gateware)."""
+    from nanoquote.hw.gateware.pipeline import QuotePipeline
+
     return int(QuotePipeline.LATENCY)
 
 

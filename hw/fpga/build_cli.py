@@ -50,9 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="target clock in MHz (default: 200)")
     parser.add_argument("--seed", type=parse_seeds, default=(1,), metavar="N|A-B|A,B",
                         help="placer seed, or several: one place and route per seed (default: 1)")
-    parser.add_argument("--top", default="auto", metavar="top|pipeline|MODULE:FACTORY",
-                        help="design to build (default: the full top level when hw/top.py imports, "
-                             "else the pipeline)")
+    parser.add_argument("--top", default="top", metavar="top|pipeline|MODULE:FACTORY",
+                        help="design to build (default: top, the full top level)")
     parser.add_argument("--max-levels", type=int, default=8, metavar="N", help="ladder levels (default: 8)")
     parser.add_argument("--price-bits", type=int, default=31, metavar="BITS", help="price width (default: 31)")
     parser.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
@@ -108,8 +107,6 @@ def print_summary(result: dict, console: Console) -> None:
         for g in failing[:12]:
             console.print(f"  {g['slack_ns']:+7.3f}  {g['failing_bits']:4}/{g['bits']:<4} {g['register']}  "
                           f"<- {g['worst_from']}", highlight=False)
-    for note in result["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
     verdict = "[green]timing met[/]" if result["pass"] else "[red]timing NOT met[/]"
     console.print(f"{verdict} at {target['freq_mhz']:g} MHz; results in {result['files']['build_json']}")
 

@@ -46,10 +46,9 @@ DEFAULT_LPF = ROOT / "constraints" / "nanoquote_ecp5.lpf"
 TOP_MODULE = "nanoquote_ooc"
 STAT_JSON = "yosys_stat.json"
 
-#: nextpnr's HeAP placer timing weight (its own default is 10). With the full top level
-#: on LFE5UM5G-85F seed 1: 10 gave 170.7 MHz, 40 gave 187.4, 100 gave 198.3, 150 gave
-#: 199.8 and 250 gave 201.4 MHz. The failing paths are mostly routing, and a heavier
-#: weight pulls the cells of critical paths together.
+#: nextpnr's HeAP placer timing weight (its own default is 10). The failing paths are
+#: mostly routing, and a heavier weight pulls the cells of critical paths together: on the
+#: full top level fmax rose with the weight up to this value (docs/performance.md).
 DEFAULT_TIMING_WEIGHT = 250
 
 #: nextpnr device flag -> part name
@@ -97,7 +96,7 @@ class BuildError(RuntimeError):
 class BuildOptions:
     """What to build and how. ``seeds`` runs place and route once per seed."""
 
-    top: str = "auto"
+    top: str = "top"
     device: str = "um5g-85k"
     package: str = "CABGA381"
     speed: int = 8
@@ -119,28 +118,16 @@ class BuildOptions:
 # -- the design -------------------------------------------------------------------------
 
 
-def make_design(top: str, max_levels: int = 8, price_bits: int = 31, notes: list[str] | None = None):
-    """``(name, component)`` for ``top``: ``auto``, ``top``, ``pipeline`` or ``module:factory``.
+def make_design(top: str, max_levels: int = 8, price_bits: int = 31):
+    """``(name, component)`` for ``top``: ``top``, ``pipeline`` or ``module:factory``.
 
-    ``auto`` is :class:`NanoquoteTop` (pipeline plus AXI4-Lite register block) when
-    ``hw/top.py`` imports, else :class:`QuotePipeline` (and a note says why). A
+    ``top`` is :class:`NanoquoteTop` (pipeline plus AXI4-Lite register block). A
     ``module:factory`` is called with no arguments: any component can be measured.
     """
-    notes = [] if notes is None else notes
-    if top == "auto":
-        try:
-            from nanoquote.hw.gateware.top import NanoquoteTop  # noqa: F401
-        except ImportError as exc:
-            notes.append(f"top level not available ({exc}); building the pipeline")
-            top = "pipeline"
-        else:
-            top = "top"
-    if top == "top":
-        from nanoquote.hw.gateware.top import NanoquoteTop
-        return "top", NanoquoteTop(max_levels=max_levels, price_bits=price_bits)
-    if top == "pipeline":
-        from nanoquote.hw.gateware.pipeline import QuotePipeline
-        return "pipeline", QuotePipeline(max_levels=max_levels, price_bits=price_bits)
+    if top in ("top", "pipeline"):
+        from nanoquote.hw.verilog import design
+
+        return top, design(top, max_levels=max_levels, price_bits=price_bits)
     if ":" in top:
         module_name, _, attr = top.partition(":")
         return top, getattr(importlib.import_module(module_name), attr)()
@@ -149,12 +136,11 @@ def make_design(top: str, max_levels: int = 8, price_bits: int = 31, notes: list
 
 def ooc_verilog(design, device: str = "um5g-85k", package: str = "CABGA381", speed: int = 8):
     """``(wrapper, verilog)``: the out-of-context Verilog ``nanoquote build`` synthesizes."""
-    from amaranth.back import verilog
     from nanoquote.hw.fpga.out_of_context import OutOfContext
+    from nanoquote.hw.verilog import convert
 
     wrapper = OutOfContext(design)
-    text = verilog.convert(wrapper, name=TOP_MODULE, emit_src=True,
-                           platform=target_platform(device, package, speed))
+    text = convert(wrapper, TOP_MODULE, emit_src=True, platform=target_platform(device, package, speed))
     return wrapper, text
 
 
@@ -164,15 +150,9 @@ def verilog_sha(text: str) -> str:
 
 
 def design_latency(design) -> int | None:
-    """Cycles from a market update in to its ladder out (``LATENCY`` of the design or pipeline)."""
+    """Cycles from a market update in to its ladder out (``None``: not a quote design)."""
     latency = getattr(design, "LATENCY", None)
-    if latency is None:
-        try:
-            from nanoquote.hw.gateware.pipeline import QuotePipeline
-        except ImportError:
-            return None
-        latency = QuotePipeline.LATENCY
-    return int(latency)
+    return None if latency is None else int(latency)
 
 
 def write_lpf(template: Path, out: Path, freq_mhz: float) -> None:
@@ -402,9 +382,8 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
     # 1. elaborate and write Verilog
     if progress is not None:
         progress("elaborate", "")
-    notes: list[str] = []
     if design is None:
-        top_name, design = make_design(options.top, options.max_levels, options.price_bits, notes)
+        top_name, design = make_design(options.top, options.max_levels, options.price_bits)
     else:
         top_name = type(design).__name__
     verilog_path = build_dir / f"{TOP_MODULE}.v"
@@ -475,7 +454,6 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
         "synthesis_cells": yosys_cells,
         "wrapper": {"ffs": wrapper.ports.wrapper_ffs, "luts": wrapper.ports.wrapper_luts},
         "seeds": seeds,
-        "notes": notes,
         "tools": tool_versions(),
         "elapsed_s": {k: round(v, 1) for k, v in times.items()},
         "files": {"build_json": str(build_dir / "build.json"), "verilog": str(verilog_path),

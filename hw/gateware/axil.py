@@ -156,7 +156,7 @@ class AxiLiteRegisterSlave(wiring.Component):
             "regs": Out(RegisterPortSignature(addr_width)),
         })
 
-    def elaborate(self, platform):  # noqa: ARG002
+    def elaborate(self, platform):
         m = Module()
         bus, regs = self.axil, self.regs
         word = self.addr_width - 2

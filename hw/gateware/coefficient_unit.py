@@ -55,7 +55,7 @@ class _Dataflow:
         self.depth: dict[int, int] = {}  # id(signal) -> depth; inputs have depth 0
 
     def _depth_of(self, *exprs: Value) -> int:
-        deps = [s for e in exprs for s in Value.cast(e)._rhs_signals()]  # noqa: SLF001
+        deps = [s for e in exprs for s in Value.cast(e)._rhs_signals()]
         return max((self.depth.get(id(s), 0) for s in deps), default=0)
 
     def reg(self, name: str, shape: Shape | int, expr: Value | int) -> Signal:
@@ -155,7 +155,7 @@ class CoefficientUnit(wiring.Component):
         return m
 
     # The whole dataflow; returns its depth. Comments name docs/datapath.md's quantities.
-    def _build(self, df: _Dataflow) -> int:  # noqa: PLR0915 - one straight-line schedule
+    def _build(self, df: _Dataflow) -> int:  # one straight-line schedule
         w = self.widths
         pb, lv, db, wsum = w.price_bits, w.max_levels, w.domain_bits, w.sum_bits
         reg = df.reg

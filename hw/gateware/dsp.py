@@ -1,12 +1,11 @@
 """An 18x18 multiply with registered inputs and output: a MULT18X18D on ECP5.
 
 Yosys maps ``a * b`` to a MULT18X18D but leaves its internal registers unused, so a
-fabric flip-flop feeds the DSP and another takes its product: two routed hops around a
-~2.5 ns multiplier. In ``nanoquote build`` (LFE5UM5G-85F, speed 8) four such products
-between fabric registers close at 201 MHz on an empty device and fail inside the
-pipeline (the S2 limb products, -1.5 ns at 200 MHz); the same four products with the
-DSP's input and output registers (this component) leave only the routing from the DSP
-output register to its consumer on the fabric timing (638 MHz).
+fabric flip-flop feeds the DSP and another takes its product: two routed hops around the
+multiplier. That barely reaches the 200 MHz target on an otherwise empty ECP5 and misses
+it inside the pipeline, where the routes are longer. With the DSP's input and output
+registers (this component) only the route from the DSP output register to its consumer
+is left on the fabric timing. docs/performance.md has the measured figures.
 
 The behaviour is the same everywhere: the operands are registered on clocks with
 ``en_in`` high, and ``p`` takes their product on clocks with ``en_out`` high (both high:

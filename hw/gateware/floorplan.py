@@ -3,7 +3,7 @@
 An 85k ECP5 has its 156 MULT18X18D in three rows (Y10, Y34, Y58), 52 per row, in
 blocks of four at columns X, X+1, X+4, X+5 for X in 4, 13, 22, 31, 40, 49, 58, 69, ...
 Left to itself nextpnr may put one of the pipeline's multipliers a row away from the
-adders it feeds (46 tiles: 3.3 ns of routing, two thirds of a 200 MHz cycle). Pinning
+adders it feeds (a route of most of a 200 MHz cycle; docs/performance.md). Pinning
 the twelve per-update multipliers side by side in the middle row keeps every DSP
 crossing of the per-update path short; the adders and registers between them are
 placed around them. The coefficient stage's multipliers are left to the placer.

@@ -9,23 +9,19 @@ of the default build (8 levels, 31-bit prices).
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 from nanoquote.hw.contract.coefficients import (
-    BASE_SPREAD_BITS,
     DEFAULT_MAX_LEVELS,
     DEFAULT_PRICE_BITS,
-    MAX_INVENTORY_BITS,
-    MIN_EDGE_BITS,
-    ORDER_SIZE_BITS,
-    REFRESH_INTERVAL_BITS,
-    SKEW_COEF_BITS,
-    TICK_BITS,
     TS_BITS,
+    PipelineParams,
 )
-from nanoquote.hw.contract.widths import DatapathWidths
+from nanoquote.hw.contract.register_map import register_map
+from nanoquote.hw.contract.widths import DatapathWidths, bits_for
 
 __all__ = [
     "market_update_layout",
@@ -80,20 +76,21 @@ def ladder_out_layout(
 def pipeline_config_layout(
     max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS
 ) -> data.StructLayout:
-    """Configuration port; field names match :class:`~.coefficients.PipelineParams`."""
-    w = DatapathWidths(max_levels, price_bits)
-    return data.StructLayout({
-        "legacy": unsigned(1),
-        "tick": unsigned(TICK_BITS),
-        "two_tick_recip": unsigned(w.recip_in_bits),
-        "skew_coef": unsigned(SKEW_COEF_BITS),
-        "base_spread": unsigned(BASE_SPREAD_BITS),
-        "min_edge": unsigned(MIN_EDGE_BITS),
-        "max_inventory": unsigned(MAX_INVENTORY_BITS),
-        "order_size": unsigned(ORDER_SIZE_BITS),
-        "num_levels": unsigned(w.level_bits),
-        "refresh_interval": unsigned(REFRESH_INTERVAL_BITS),
-    })
+    """Configuration port: the register map's ``config`` fields, in ``PipelineParams`` order.
+
+    Each field is as wide as the values a commit accepts (``num_levels``: ``1 ..
+    max_levels``), so the datapath carries no bit the register block cannot let through.
+    """
+    config = register_map(max_levels, price_bits).fields_of("config")
+    order = [f.name for f in dataclasses.fields(PipelineParams)]
+    if sorted(order) != sorted(config):
+        raise ValueError(f"PipelineParams fields {order} are not the register map's config fields {list(config)}")
+    fields = {}
+    for name in order:
+        _, f = config[name]
+        width = f.width if f.commit_range is None else bits_for(f.commit_range[1])
+        fields[name] = signed(width) if f.signed else unsigned(width)
+    return data.StructLayout(fields)
 
 
 MarketUpdate = market_update_layout()

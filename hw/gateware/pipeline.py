@@ -11,7 +11,9 @@ S2    4 limb products ``P * m`` (``m``: reciprocal of ``2T`` normalized to 33 bi
       window as ``LOP <= P < HIP`` (``qP >= k`` exactly when ``P >= k * 2T``)
 S3    ``S = P*m`` (one 3-input adder): ``X = qP * 2**l`` and the fraction ``F``;
       posted masks and out-of-domain counts for every candidate
-S4    2 limb products ``T' * X = T*qP * 2**17``; ``F`` against ``k*m`` decides
+S4    ``T' * X = T*qP * 2**17`` as a pair of limb products, one pair per side and per
+      group of ``LEVELS_PER_PRODUCT`` = 4 levels (each pair feeds only its group's four
+      S5 adders; 8 levels: 4 pairs, 8 multipliers); ``F`` against ``k*m`` decides
       ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``: how many levels out each side's
       candidate sits (registered, so no selection follows a carry chain)
 S5    per level, ``K`` of the chosen candidate (selected by that shift from registers),
@@ -81,7 +83,7 @@ Datapath = partial(Signal, reset_less=True)
 
 
 class QuotePipeline(wiring.Component):
-    """The quote datapath of SPEC 3-6 for one update per clock.
+    """The quote datapath of docs/spec.md §3-§6 for one update per clock.
 
     Parameters
     ----------
@@ -130,7 +132,7 @@ class QuotePipeline(wiring.Component):
         stage's, plus one for the multipliers' registered coefficient operands."""
         return self.coefficients.settle_cycles + 1
 
-    def elaborate(self, platform: object) -> Module:  # noqa: PLR0915 - one stage plan
+    def elaborate(self, platform: object) -> Module:  # one stage plan
         m = Module()
         w = self.widths
         pb, lv, wsum = w.price_bits, w.max_levels, w.sum_bits
@@ -312,7 +314,7 @@ class QuotePipeline(wiring.Component):
         # selected by the registered shift while the products travel from the DSPs, so
         # each price is one 3-input adder, T*qP -/+ K (T*qP = T' * X / 2**17 = (lo >> 17) +
         # 2*hi), zeroed where not posted by the flip-flops' synchronous reset.
-        def pick3(sel: Value, options: list) -> Value:  # noqa: ANN001 - shift 0, 1 or 2
+        def pick3(sel: Value, options: list) -> Value:  # shift 0, 1 or 2
             return Mux(sel[1], options[2], Mux(sel[0], options[1], options[0]))
 
         def t_qp(side: str, level: int) -> tuple[Value, Value]:  # T*qP = lo >> 17 + 2*hi

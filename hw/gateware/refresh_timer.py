@@ -1,4 +1,4 @@
-"""The refresh timer of SPEC 6 at one decision per clock.
+"""The refresh timer of docs/spec.md §6 at one decision per clock.
 
 ``fire = eligible & (first | ts >= last + interval)`` where ``eligible`` is "valid, armed
 and with a quotable mid" and ``first`` is "exchange policy and no refresh since reset";

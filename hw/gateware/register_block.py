@@ -48,20 +48,7 @@ from amaranth.lib.wiring import In, Out
 from nanoquote.hw.contract.register_map import Access, Register, RegisterMap
 from nanoquote.hw.gateware.axil import AxiResp, RegisterPortSignature
 
-__all__ = ["register_layout", "port_name", "COMMIT_RULES", "RegisterBlock"]
-
-#: Staged values a commit requires: (register, field) -> (minimum, maximum); a maximum
-#: of ``"max_levels"`` means the build parameter. Out of range: the commit is refused.
-COMMIT_RULES: dict[tuple[str, str], tuple[int, int | str | None]] = {
-    ("TICK", "tick"): (1, None),
-    ("SPREAD", "base_spread"): (1, None),
-    ("ORDER", "order_size"): (1, None),
-    ("ORDER", "num_levels"): (1, "max_levels"),
-}
-
-#: Read-only registers of these groups are constants (their reset value).
-CONSTANT_GROUPS = ("id",)
-
+__all__ = ["register_layout", "port_name", "RegisterBlock"]
 
 def register_layout(reg: Register) -> data.FlexibleLayout:
     """The fields of ``reg`` at their bit offsets (signed fields signed)."""
@@ -135,7 +122,7 @@ class RegisterBlock(wiring.Component):
         for reg in rmap:
             name, layout = port_name(reg), register_layout(reg)
             if reg.access is Access.RO:
-                if reg.group not in CONSTANT_GROUPS:
+                if reg.sourced:
                     members[name] = In(layout)
             elif reg.access is Access.RW:
                 members[name] = Out(layout)
@@ -151,7 +138,7 @@ class RegisterBlock(wiring.Component):
     def _port(self, reg: Register, suffix: str = ""):
         return getattr(self, port_name(reg) + suffix)
 
-    def elaborate(self, platform):  # noqa: ARG002, C901
+    def elaborate(self, platform):
         m = Module()
         rmap, bus = self.rmap, self.bus
         regs = list(rmap)
@@ -168,17 +155,18 @@ class RegisterBlock(wiring.Component):
                 m.d.comb += self._port(reg).as_value().eq(live[reg.name])
 
         # Staged values a commit would copy: are they in range?
+        # (bounds the field's width already implies need no comparator)
         checks = []
-        for (rname, fname), (low, high) in COMMIT_RULES.items():
-            if rname not in shadow:
-                continue
-            f = rmap[rname].field(fname)
-            value = shadow[rname][f.offset:f.offset + f.width]
-            if high == "max_levels":
-                high = rmap.max_levels
-            checks.append(value >= low)
-            if high is not None:
-                checks.append(value <= high)
+        for reg in regs:
+            for f in reg.fields if reg.staged else ():
+                if f.commit_range is None:
+                    continue
+                low, high = f.commit_range
+                value = shadow[reg.name][f.offset:f.offset + f.width]
+                if low > (-(1 << (f.width - 1)) if f.signed else 0):
+                    checks.append(value >= low)
+                if high < ((1 << (f.width - 1)) - 1 if f.signed else (1 << f.width) - 1):
+                    checks.append(value <= high)
         staged_ok = Signal()
         m.d.comb += staged_ok.eq(Cat(*checks).all() if checks else 1)
 
@@ -293,14 +281,14 @@ class RegisterBlock(wiring.Component):
         snapshots = {}
         snap_valid = {}
         for reg in regs:
-            if reg.access is Access.RO and reg.words > 1 and reg.group not in CONSTANT_GROUPS:
+            if reg.sourced and reg.words > 1:
                 snapshots[reg.name] = Signal(reg.width - 32, name=f"{port_name(reg)}_snapshot")
                 snap_valid[reg.name] = Signal(name=f"{port_name(reg)}_snapshot_valid")
 
         def word_value(reg: Register, i: int):
             if reg.access is Access.WP:
                 return Const(0, 32)
-            if reg.access is Access.RO and reg.group in CONSTANT_GROUPS:
+            if reg.constant:
                 return Const((reg.reset >> (32 * i)) & 0xFFFFFFFF, 32)
             if reg.access is Access.RO:
                 source = self._port(reg).as_value()

@@ -54,20 +54,22 @@ whenever it is empty or the pipeline takes its update; an update waiting there w
 new configuration is committed is computed with the new one). The
 register read multiplexer reads registers only (captured ladder, counters, latches,
 live configuration, the registered ``settled``); the capture of the register path's
-ladder is enabled by a registered match, so its compare is off the wide enable. With a
-stand-in pipeline the top's own logic (AXI slave, register block, capture, counters)
-places and routes at 217 MHz on LFE5UM5G-85F-8.
+ladder is enabled by a registered match, so its compare is off the wide enable. So the
+top's own logic (AXI slave, register block, capture, counters) is not what limits the
+clock; docs/performance.md has its fmax with a stand-in pipeline.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, ResetSignal, Signal
-from amaranth.lib import data, wiring
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, Value
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from nanoquote.hw.contract.register_map import register_map
 from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
 from nanoquote.hw.gateware.pipeline import QuotePipeline
-from nanoquote.hw.gateware.register_block import RegisterBlock
+from nanoquote.hw.gateware.register_block import RegisterBlock, port_name
 
 __all__ = ["NanoquoteTop"]
 
@@ -117,7 +119,7 @@ class NanoquoteTop(wiring.Component):
             "o": members["o"],
         })
 
-    def elaborate(self, platform):  # noqa: ARG002
+    def elaborate(self, platform):
         m = Module()
         m.submodules.slave = slave = self.slave
         m.submodules.regs = rb = self.regs
@@ -134,7 +136,7 @@ class NanoquoteTop(wiring.Component):
                     sources[f.name] = getattr(getattr(rb, reg.name.lower()), f.name)
         for name, _ in pipe.cfg.shape():
             m.d.comb += getattr(pipe.cfg, name).eq(sources[name])
-        for name in ("position", "live_bid_qty", "live_ask_qty"):
+        for name in self.rmap.fields_of("inventory"):
             m.d.comb += getattr(pipe, name).eq(sources[name])
         # the live copies change only at a commit: it tells the pipeline so
         m.d.comb += pipe.config_changed.eq(rb.committed)
@@ -249,17 +251,12 @@ class NanoquoteTop(wiring.Component):
             m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
 
         # -- captured ladder -> LADDER_* registers -----------------------------------------------
-        m.d.comb += [
-            rb.ladder_status.valid.eq(ladder_valid),
-            rb.ladder_status.refresh.eq(captured.refresh),
-            rb.ladder_status.no_mid.eq(captured.no_mid),
-            rb.ladder_status.crossed.eq(captured.crossed),
-            rb.ladder_status.bid_count.eq(captured.bid_count),
-            rb.ladder_status.ask_count.eq(captured.ask_count),
-            rb.ladder_status.out_of_domain.eq(captured.out_of_domain),
-            rb.ladder_mask.bid_post.eq(captured.bid_post),
-            rb.ladder_mask.ask_post.eq(captured.ask_post),
-        ]
+        # LADDER_STATUS and LADDER_MASK fields are ladder fields of the same name
+        m.d.comb += rb.ladder_status.valid.eq(ladder_valid)
+        for reg in (self.rmap["LADDER_STATUS"], self.rmap["LADDER_MASK"]):
+            for f in reg.fields:
+                if f.name != "valid":
+                    m.d.comb += getattr(getattr(rb, port_name(reg)), f.name).eq(getattr(captured, f.name))
         for level in range(self.max_levels):
             m.d.comb += [
                 getattr(rb, f"ladder_bid{level}").price.eq(captured.bid_price[level]),
@@ -291,39 +288,34 @@ class NanoquoteTop(wiring.Component):
                      rb.last_quote_time.last_quote_time.eq(last_quote_time)]
 
         # -- event counters and sticky ladder errors (registered events, then counters) ---------
-        events = Signal(data.StructLayout({
-            "update": 1, "ladder": 1, "refresh": 1, "gated_bid": 1, "gated_ask": 1,
-            "crossed": 1, "no_mid": 1, "out_of_domain": len(ladder.out_of_domain),
-        }))
-        num_levels = rb.order.num_levels
-        m.d.sync += [
-            events.update.eq(accepted),
-            events.ladder.eq(delivered),
-            events.refresh.eq(delivered & ladder.refresh),
-            events.gated_bid.eq(delivered & ~ladder.no_mid & (ladder.bid_count < num_levels)),
-            events.gated_ask.eq(delivered & ~ladder.no_mid & (ladder.ask_count < num_levels)),
-            events.crossed.eq(delivered & ladder.crossed),
-            events.no_mid.eq(delivered & ladder.no_mid),
-            events.out_of_domain.eq(Mux(delivered, ladder.out_of_domain, 0)),
-        ]
-        increments = {
-            "UPDATES": events.update, "LADDERS": events.ladder, "REFRESHES": events.refresh,
-            "GATED_BID": events.gated_bid, "GATED_ASK": events.gated_ask, "CROSSED": events.crossed,
-            "NO_MID": events.no_mid, "OUT_OF_DOMAIN": events.out_of_domain,
-        }
+        # What increments each counter is the register map's (``Counter``); the events are
+        # registered once, so the counters and error bits are off the ladder stream's path.
+        live_config = SimpleNamespace(**sources)
+        counters = self.rmap.group("counters")
+        events = {}
+        for reg in counters:
+            spec = reg.counter
+            if spec.source == "update":
+                value = accepted
+            elif spec.amount is None:
+                value = delivered
+            else:
+                value = Mux(delivered, spec.amount(ladder, live_config), 0)
+            event = Signal(len(Value.cast(value)), name=f"event_{reg.name.removeprefix('COUNT_').lower()}")
+            m.d.sync += event.eq(value)
+            events[reg.name] = event
         # registered, so the clear reaches the 256 counter bits straight from a flip-flop
         # (the counters clear a cycle after the pulse; events are a cycle late as well)
         clear = Signal(reset_less=True)
         m.d.sync += clear.eq(ctl.soft_reset | ctl.clear_counters | reset_q)
-        for name, inc in increments.items():
-            counter = Signal(32, name=f"count_{name.lower()}", reset_less=True)
+        for reg in counters:
+            counter = Signal(32, name=port_name(reg), reset_less=True)
             with m.If(clear):
                 m.d.sync += counter.eq(0)
             with m.Else():
-                m.d.sync += counter.eq(counter + inc)
-            m.d.comb += getattr(rb, f"count_{name.lower()}").count.eq(counter)
-        m.d.comb += [
-            rb.errors_set.out_of_domain.eq(events.out_of_domain.any()),
-            rb.errors_set.crossed.eq(events.crossed),
-        ]
+                m.d.sync += counter.eq(counter + events[reg.name])
+            m.d.comb += getattr(rb, port_name(reg)).count.eq(counter)
+        for f in self.rmap["ERRORS"].fields:
+            if f.set_by is not None:
+                m.d.comb += getattr(rb.errors_set, f.name).eq(events[f.set_by].any())
         return m

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     plusargs: tuple[str, ...] = ()
     if args.random_reset:
-        from nanoquote.sim.conformance.verilator_runner import random_reset_plusargs
+        from nanoquote.sim.verilator import random_reset_plusargs
 
         plusargs = random_reset_plusargs(seed)
     try:
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             max_levels=args.max_levels, handshake=Handshake(args.idle, args.stall, seed),
             chunk_vectors=args.chunk, plusargs=plusargs,
         )
-    except Exception as exc:  # noqa: BLE001 - report any failure with the seed, exit non-zero
+    except Exception as exc:  # report any failure with the seed, exit non-zero
         print(f"conformance: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"conformance: error, no result (seed {seed})")
         return 2

@@ -1,8 +1,8 @@
-"""Independent expectations for the pipeline: the golden ladder and the SPEC 6 refresh rule.
+"""Independent expectations for the pipeline: golden ladder and refresh rule (docs/spec.md §6).
 
 The golden ladder is ``nanoquote.host.strategy.quoting.build_ladder`` itself, laid out as the
 pipeline's ``LadderOut`` fields (one row per update) so outputs compare field by field.
-The refresh rule is restated here from SPEC section 6 in plain Python, separately from
+The refresh rule is restated here from docs/spec.md §6 in plain Python, separately from
 the model's :class:`~nanoquote.hw.model.RefreshModel`.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate, build_ladder
 
-__all__ = ["ExpectedLadder", "golden_ladder", "SpecRefreshClock", "ExpectedRow"]
+__all__ = ["ExpectedLadder", "golden_ladder", "SpecRefreshClock"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +30,6 @@ class ExpectedLadder:
     out_of_domain: int
     no_mid: bool
     crossed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedRow:
-    """A golden ladder plus the refresh decision: everything but ``ts``."""
-
-    ladder: ExpectedLadder
-    refresh: bool
 
 
 def golden_ladder(
@@ -73,7 +65,7 @@ def golden_ladder(
 
 
 class SpecRefreshClock:
-    """``should_refresh_quotes`` and ``generate_quotes`` bookkeeping of SPEC 6.
+    """``should_refresh_quotes`` and ``generate_quotes`` bookkeeping of docs/spec.md §6.
 
     Refresh when armed, with a quotable mid, and ``now - last_quote_time >=
     refresh_interval_ns``; time going backwards never refreshes. Legacy starts with

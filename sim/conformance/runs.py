@@ -2,7 +2,7 @@
 
 Vectors are played in chunks (a chunk is one simulator run starting from reset, so the
 expected refresh state restarts with it). For every vector the expected output is the
-golden ladder and SPEC 6 refresh decision; the bit-accurate model is checked on the same
+golden ladder and refresh decision (docs/spec.md §6); the bit-accurate model is checked on the same
 vectors. A vector counts as a mismatch if the RTL or the model differs from golden.
 With Verilator the next chunk's golden expectations are computed while the simulator
 process runs the current one.
@@ -101,18 +101,17 @@ def run_conformance(
             board.finish()
             result.reports.extend(board.reports[: max(0, 10 - len(result.reports))])
             return board.mismatched, time.perf_counter() - t0, stats["cycles"]
-        from nanoquote.sim.conformance.verilator_runner import VerilatorBuild, run_verilator
+        from nanoquote.sim.conformance.verilator_runner import run_verilator
 
-        summary = run_verilator(chunk, exp.golden, VerilatorBuild(max_levels, price_bits),
-                                chunk_hs, plusargs=plusargs)
+        summary = run_verilator(chunk, exp.golden, max_levels, price_bits, chunk_hs, plusargs=plusargs)
         result.reports.extend(summary["reports"][: max(0, 10 - len(result.reports))])
         return summary["mismatched"], summary["seconds"], summary["cycles"]
 
     if backend == "verilator":
-        from nanoquote.sim.conformance.verilator_runner import VerilatorBuild, build
+        from nanoquote.sim.verilator import build
 
         t0 = time.perf_counter()
-        build(VerilatorBuild(max_levels, price_bits))
+        build("pipeline", max_levels, price_bits)
         log(f"  verilator model ready ({time.perf_counter() - t0:.1f} s)")
     with ThreadPoolExecutor(max_workers=1) as pool:
         exp_next = expect(chunks[0], widths) if chunks else None

@@ -53,7 +53,7 @@ def random_config(rng: random.Random, policy: str, max_levels: int) -> MarketMak
 
 
 def _position(rng: random.Random, m: int) -> int:
-    """Positions around the limits, in the validated domain (SPEC 1: within +-32767)."""
+    """Positions around the limits, in the validated domain (docs/spec.md §1: within +-32767)."""
     p = rng.choice([0, m, -m, m + 1, -m - 1, 32767, -32767, rng.randint(-m - 2, m + 2),
                     rng.randint(-32767, 32767)])
     return max(-POSITION_MAX, min(POSITION_MAX, p))

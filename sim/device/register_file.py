@@ -1,10 +1,14 @@
-"""A behavioural model of the register file's bus semantics, from the register map.
+"""The register file's bus semantics in Python, from the register map alone.
 
-It answers exactly as the gateware register block must (see the conventions in
-``nanoquote.hw.contract.register_map``): DECERR for unmapped addresses, SLVERR for writes to
-read-only registers or reserved bits, byte strobes, write-1-to-clear, write pulses,
-staged registers committed together, consistent reads of wide read-only values. What
-the registers *mean* is left to the owner through two hooks.
+It answers exactly as the gateware register block must (the conventions of
+``nanoquote.hw.contract.register_map``): DECERR for unmapped addresses, SLVERR for
+writes to read-only registers or reserved bits and for refused pulses, byte strobes,
+write-1-to-clear, write pulses, staged registers committed together (a commit with a
+staged field outside its ``commit_range`` is refused), constant identity registers and
+consistent reads of wide read-only values. It imports no gateware, so it serves both
+as the software device's register file and as the independent expectation the
+register block's tests compare with. What the registers *mean* is left to the owner
+through hooks.
 """
 
 from __future__ import annotations
@@ -14,27 +18,39 @@ from collections.abc import Callable
 from nanoquote.host.device.bus import Resp
 from nanoquote.hw.contract.register_map import Access, Register, RegisterMap
 
-__all__ = ["RegisterFileModel"]
+__all__ = ["RegisterFileModel", "strobe_mask"]
 
-#: ``on_pulse(register, written_value) -> ok``; returning False answers SLVERR and the
-#: write has no effect. ``read_ro(register) -> value`` supplies read-only values.
-PulseHook = Callable[[Register, int], bool]
+#: ``on_pulse(register, written_value)``: the owner's action for an accepted pulse.
+PulseHook = Callable[[Register, int], None]
+#: ``read_ro(register) -> value``: the current value of a sourced read-only register.
 ReadHook = Callable[[Register], int]
 
 
-def _strobe_mask(strobe: int) -> int:
+def strobe_mask(strobe: int) -> int:
+    """The bit mask of the bytes a 4-bit AXI write strobe selects."""
     return sum(0xFF << (8 * i) for i in range(4) if strobe >> i & 1)
 
 
 class RegisterFileModel:
-    """Register storage and bus responses; ``live`` holds what the datapath uses."""
+    """Register storage and bus responses; ``live`` holds what the datapath uses.
 
-    def __init__(self, rmap: RegisterMap, on_pulse: PulseHook, read_ro: ReadHook) -> None:
+    ``ro`` holds the value of every sourced read-only register when no ``read_ro`` hook
+    is given (a test sets it as it drives the gateware's inputs); ``busy`` is the
+    refusal input of each write-pulse register; with ``record_pulses``, ``pulses``
+    records ``(register name, written value)`` of every accepted pulse write.
+    """
+
+    def __init__(self, rmap: RegisterMap, on_pulse: PulseHook | None = None,
+                 read_ro: ReadHook | None = None, *, record_pulses: bool = False) -> None:
         self.map = rmap
         self.on_pulse = on_pulse
-        self.read_ro = read_ro
+        self.read_ro = read_ro or (lambda reg: self.ro[reg.name])
         self.live: dict[str, int] = {}
         self.staged: dict[str, int] = {}
+        self.ro: dict[str, int] = {reg.name: 0 for reg in rmap if reg.sourced}
+        self.busy: dict[str, bool] = {reg.name: False for reg in rmap if reg.access is Access.WP}
+        self.record_pulses = record_pulses
+        self.pulses: list[tuple[str, int]] = []
         self._snapshots: dict[str, int] = {}
         self.reset()
 
@@ -46,8 +62,16 @@ class RegisterFileModel:
                     self.staged[reg.name] = reg.reset
         self._snapshots.clear()
 
-    def commit(self) -> None:
-        self.live.update(self.staged)
+    def field(self, name: str, field: str) -> int:
+        """A field of a register's live value."""
+        return self.map[name].unpack(self.live[name])[field]
+
+    def live_fields(self, group: str) -> dict[str, int]:
+        """Every field of ``group`` (``config``, ``inventory``) by name, live values."""
+        values: dict[str, int] = {}
+        for reg in self.map.group(group):
+            values.update(self.map[reg.name].unpack(self.live[reg.name]))
+        return values
 
     def flag(self, error: str) -> None:
         """Set a sticky bit of ERRORS (cleared only by writing 1 to it)."""
@@ -65,11 +89,12 @@ class RegisterFileModel:
             return self._bus_error(Resp.DECERR), 0
         reg, word = found
         if reg.access is Access.WP:
-            return Resp.OKAY, 0
-        if reg.access is Access.RO:
+            value = 0
+        elif reg.constant:
+            value = reg.reset
+        elif reg.access is Access.RO:
             if word == 0:
-                value = self.read_ro(reg)
-                self._snapshots[reg.name] = value
+                value = self._snapshots[reg.name] = self.read_ro(reg)
             else:
                 value = self._snapshots.get(reg.name, self.read_ro(reg))
         else:
@@ -81,16 +106,26 @@ class RegisterFileModel:
         if found is None:
             return self._bus_error(Resp.DECERR)
         reg, word = found
-        mask = _strobe_mask(strobe)
-        if reg.access is Access.RO or value & mask & ~reg.word_mask(word):
-            return self._bus_error(Resp.SLVERR)
+        mask = strobe_mask(strobe)
         written = value & mask
+        if reg.access is Access.RO or written & ~reg.word_mask(word):
+            return self._bus_error(Resp.SLVERR)
         shift = 32 * word
         if reg.access is Access.W1C:
             self.live[reg.name] &= ~(written << shift)
         elif reg.access is Access.WP:
-            if not self.on_pulse(reg, written):
+            if self.busy[reg.name]:
                 return self._bus_error(Resp.SLVERR)
+            commit = reg.name == "CONTROL" and written & reg.field("commit").mask
+            if commit and self.map.commit_violations(self.staged):
+                self.flag("commit_rejected")
+                return self._bus_error(Resp.SLVERR)
+            if self.record_pulses:
+                self.pulses.append((reg.name, written))
+            if self.on_pulse is not None:
+                self.on_pulse(reg, written)
+            if commit:
+                self.live.update(self.staged)
         else:
             store = self.staged if reg.staged else self.live
             store[reg.name] = (store[reg.name] & ~(mask << shift)) | (written << shift)

@@ -13,7 +13,7 @@ import dataclasses
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import PipelineParams
-from nanoquote.hw.contract.register_map import MAGIC, Register, register_map
+from nanoquote.hw.contract.register_map import Register, register_map
 from nanoquote.hw.model import RefreshModel
 from nanoquote.sim.device.register_file import RegisterFileModel
 from nanoquote.sim.device.single_update import compute_ladder
@@ -21,20 +21,28 @@ from nanoquote.sim.port_codec import LadderFields
 
 __all__ = ["SoftwareDevice"]
 
-_COUNTERS = ("UPDATES", "REFRESHES", "LADDERS", "GATED_BID", "GATED_ASK", "OUT_OF_DOMAIN", "CROSSED", "NO_MID")
-
 
 class SoftwareDevice:
-    """A nanoquote device in Python: registers, control latches, quote path, counters."""
+    """A nanoquote device in Python: registers, control latches, quote path, counters.
+
+    Everything a register means comes from the register map: the configuration and
+    inventory by field name, what each counter counts (its ``Counter``), which sticky
+    errors a ladder sets, and the LADDER_* fields as the ladder's fields of that name.
+    """
 
     def __init__(self, max_levels: int = 8, price_bits: int = 31, latency: int = 0) -> None:
         self.map = register_map(max_levels, price_bits, latency)
         self.regs = RegisterFileModel(self.map, self._on_pulse, self._read_ro)
+        self.counters_regs = self.map.group("counters")
+        self.sticky = [f for f in self.map["ERRORS"].fields if f.set_by is not None]
         self.armed = False
         self.killed = False
-        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self.counters = self._zero_counters()
         self.ladder: LadderFields | None = None
         self.refresh = RefreshModel()  # the pipeline's refresh-timer state
+
+    def _zero_counters(self) -> dict[str, int]:
+        return {reg.name: 0 for reg in self.counters_regs}
 
     # -- RegisterBus ----------------------------------------------------------------------
 
@@ -54,41 +62,22 @@ class SoftwareDevice:
 
     # -- register meaning -----------------------------------------------------------------
 
-    def _field(self, name: str, field: str) -> int:
-        return self.map[name].unpack(self.regs.live[name])[field]
-
     def params(self) -> PipelineParams:
         """The live configuration in the pipeline's format."""
-        live = {}
-        for name in ("POLICY", "TICK", "SPREAD", "MAX_INVENTORY", "ORDER", "TWO_TICK_RECIP", "SKEW_COEF",
-                     "REFRESH_INTERVAL"):
-            live.update(self.map[name].unpack(self.regs.live[name]))
-        return PipelineParams(**live)
+        return PipelineParams(**self.regs.live_fields("config"))
 
-    def _staged_valid(self) -> bool:
-        staged = {}
-        for name in ("TICK", "SPREAD", "ORDER"):
-            staged.update(self.map[name].unpack(self.regs.staged[name]))
-        return (staged["tick"] >= 1 and staged["base_spread"] >= 1 and staged["order_size"] >= 1
-                and 1 <= staged["num_levels"] <= self.map.max_levels)
-
-    def _on_pulse(self, reg: Register, value: int) -> bool:
+    def _on_pulse(self, reg: Register, value: int) -> None:
         fields = reg.unpack(value)
         if reg.name == "BOOK_SUBMIT":
             self._submit(bool(fields["has_bid"]), bool(fields["has_ask"]))
-            return True
-        if fields["commit"] and not self._staged_valid():
-            self.regs.flag("commit_rejected")
-            return False
+            return
         if fields["soft_reset"]:
             self.armed = False
             self.ladder = None
             self.refresh = RefreshModel()
-            self.counters = dict.fromkeys(_COUNTERS, 0)
+            self.counters = self._zero_counters()
         if fields["clear_counters"]:
-            self.counters = dict.fromkeys(_COUNTERS, 0)
-        if fields["commit"]:
-            self.regs.commit()
+            self.counters = self._zero_counters()
         if fields["disarm"]:
             self.armed = False
         if fields["arm"] and not self.killed:
@@ -97,32 +86,24 @@ class SoftwareDevice:
             self.killed, self.armed = True, False
         if fields["rearm"]:
             self.killed, self.armed = False, True
-        return True
 
     def _read_ro(self, reg: Register) -> int:
         name = reg.name
-        if name == "MAGIC":
-            return MAGIC
-        if name in ("VERSION", "BUILD") or name.startswith("LADDER_") and self.ladder is None:
-            return reg.reset
         if name == "STATUS":
             return reg.pack(armed=self.armed, killed=self.killed, settled=1,
                             has_quoted=self.refresh.quoted)
         if name == "LAST_QUOTE_TIME":
             return self.refresh.last
-        if name.startswith("COUNT_"):
-            return self.counters[name.removeprefix("COUNT_")] & 0xFFFFFFFF
+        if reg.counter is not None:
+            return self.counters[name] & 0xFFFFFFFF
         ladder = self.ladder
-        assert ladder is not None
-        if name == "LADDER_STATUS":
-            return reg.pack(valid=1, refresh=ladder.refresh, no_mid=ladder.no_mid, crossed=ladder.crossed,
-                            bid_count=ladder.bid_count, ask_count=ladder.ask_count,
-                            out_of_domain=ladder.out_of_domain)
-        if name == "LADDER_MASK":
-            return reg.pack(bid_post=ladder.bid_post, ask_post=ladder.ask_post)
+        if ladder is None:
+            return reg.reset
+        if name in ("LADDER_STATUS", "LADDER_MASK"):
+            return reg.pack(**{f.name: 1 if f.name == "valid" else getattr(ladder, f.name) for f in reg.fields})
         level = int(name[len("LADDER_BID"):])
         prices = ladder.bid_price if name.startswith("LADDER_BID") else ladder.ask_price
-        return prices[level] if level < len(prices) else 0
+        return prices[level]
 
     # -- the quote path -------------------------------------------------------------------
 
@@ -131,27 +112,19 @@ class SoftwareDevice:
         book = BookUpdate(live["BOOK_TS"], live["BOOK_BID"] if has_bid else None,
                           live["BOOK_ASK"] if has_ask else None)
         params = self.params()
-        position = self._field("POSITION", "position")
-        result = compute_ladder(params, position, self._field("LIVE_BID_QTY", "live_bid_qty"),
-                                self._field("LIVE_ASK_QTY", "live_ask_qty"), book, self.map.max_levels,
-                                self.map.price_bits)
+        inventory = self.regs.live_fields("inventory")
+        result = compute_ladder(params, book=book, max_levels=self.map.max_levels,
+                                price_bits=self.map.price_bits, **inventory)
         refresh = self.refresh.step(bool(params.legacy), params.refresh_interval, self.armed,
                                     not result.no_mid, book.ts)
         self.ladder = dataclasses.replace(result, refresh=refresh)
-        self._count(result, params.num_levels, refresh)
+        self._count(self.ladder, params)
 
-    def _count(self, result: LadderFields, num_levels: int, refresh: bool) -> None:
-        c = self.counters
-        c["UPDATES"] += 1
-        c["LADDERS"] += 1
-        c["REFRESHES"] += refresh
-        c["NO_MID"] += result.no_mid
-        c["CROSSED"] += result.crossed
-        c["OUT_OF_DOMAIN"] += result.out_of_domain
-        if not result.no_mid:
-            c["GATED_BID"] += result.bid_count < num_levels
-            c["GATED_ASK"] += result.ask_count < num_levels
-        if result.out_of_domain:
-            self.regs.flag("out_of_domain")
-        if result.crossed:
-            self.regs.flag("crossed")
+    def _count(self, ladder: LadderFields, params: PipelineParams) -> None:
+        """One update in, one ladder out: every counter and sticky error, as the map defines."""
+        increments = {reg.name: reg.counter.increment(ladder, params) for reg in self.counters_regs}
+        for name, amount in increments.items():
+            self.counters[name] += amount
+        for f in self.sticky:
+            if increments[f.set_by]:
+                self.regs.flag(f.name)

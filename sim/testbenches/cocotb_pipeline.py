@@ -1,4 +1,4 @@
-"""cocotb testbench of QuotePipeline (run under Verilator by ``verilator_backend``).
+"""cocotb testbench of QuotePipeline (run under Verilator by ``nanoquote.sim.conformance.verilator_runner``).
 
 Scoreboard pattern: a driver offers the scenario's updates on ``i`` (idle cycles with a
 seeded probability) and sets the ports of each segment as its first update is offered;
@@ -28,17 +28,18 @@ from cocotb.triggers import RisingEdge
 from nanoquote.sim.conformance.scenario import Scoreboard
 from nanoquote.sim.port_codec import PortCodec
 
-__all__ = ["TB", "ScenarioFile", "Port", "UpdateDriver", "LadderMonitor"]
+__all__ = ["PipelineBench", "ScenarioFile", "Port", "UpdateDriver", "LadderMonitor"]
 
 
 class Port:
     """Whole-port reads and writes of a handle, for the once-per-clock loop.
 
     Goes to cocotb's simulator handle directly: for wide ports ``int(binary string)`` is
-    twice as fast as building a ``LogicArray``, and one-bit reads are ~50x faster. Writes
-    behave as ``handle.value = v`` does under Verilator, where cocotb trusts inertial
-    writes and applies them at once (``COCOTB_TRUST_INERTIAL_WRITES``, set by the runner).
-    Falls back to ``.value`` if the private handle is missing.
+    faster than building a ``LogicArray``, and one-bit reads much more so (figures in
+    docs/performance.md). Writes behave as ``handle.value = v`` does under Verilator,
+    where cocotb trusts inertial writes and applies them at once
+    (``COCOTB_TRUST_INERTIAL_WRITES``, set by ``nanoquote.sim.verilator.simulator_command``). Falls back to ``.value`` if
+    the private handle is missing.
     """
 
     def __init__(self, handle: Any) -> None:
@@ -145,7 +146,7 @@ class LadderMonitor:
         return self.payload.get() if self.taking and self.valid.get() else None
 
 
-class TB:
+class PipelineBench:
     """Clock, reset and the driver/monitor/scoreboard loop for one scenario."""
 
     def __init__(self, dut: Any, scenario: ScenarioFile) -> None:
@@ -197,7 +198,7 @@ async def pipeline_scenario(dut: Any) -> None:
     """Play the scenario file and compare every ladder with the golden expectation."""
     with open(os.environ["NANOQUOTE_SCENARIO"], "rb") as f:
         scenario: ScenarioFile = pickle.load(f)
-    tb = TB(dut, scenario)
+    tb = PipelineBench(dut, scenario)
     await tb.reset()
     start = time.perf_counter()
     await tb.run()

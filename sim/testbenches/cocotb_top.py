@@ -1,10 +1,12 @@
 """cocotb testbench of ``NanoquoteTop`` under Verilator, with cocotbext-axi's ``AxiLiteMaster``.
 
-:class:`TB` binds the clock, reset, the AXI4-Lite master (Amaranth joins port names
+:class:`TopBench` binds the clock, reset, the AXI4-Lite master (Amaranth joins port names
 with ``__``: ``AxiLiteBus.from_prefix(dut, "axil", bus_separator="__")``) and the two
-streams; the tests below are run from pytest by ``tests/sim/testbenches/test_cocotb_top.py`` through
-:func:`nanoquote.sim.verilator_top_build.run_cocotb`. Expectations come from the register
-map data and the golden model (``nanoquote.host.strategy.quoting.build_ladder``).
+streams; the build's parameters (and so its register map) come from the device's BUILD
+register, read by :meth:`TopBench.reset`. The tests below are run from pytest by
+``tests/sim/testbenches/test_cocotb_top.py`` through :func:`nanoquote.sim.verilator.run_cocotb`.
+Expectations come from the register map data and the golden model
+(``nanoquote.host.strategy.quoting.build_ladder``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from types import SimpleNamespace
 
 import cocotb
 from cocotb.clock import Clock
@@ -19,28 +22,33 @@ from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiProt, AxiResp
 from cocotbext.axi.axil_master import AxiLiteWriteRespCmd
-from nanoquote.host.device.bus import Resp
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import PipelineParams
 from nanoquote.hw.contract.register_map import Access, register_map
 from nanoquote.hw.gateware.layouts import ladder_out_layout, market_update_layout
 from nanoquote.sim.testbenches.amaranth_support import expected_ladder
+from nanoquote.sim.testbenches.bench_registers import BenchRegisters
 
-__all__ = ["TB", "CONTIGUOUS_STROBES"]
+__all__ = ["TopBench", "CONTIGUOUS_STROBES"]
 
 #: Byte strobe -> (first byte, byte count) for strobes the master issues as one write.
 CONTIGUOUS_STROBES = {s: (o, n) for o in range(4) for n in range(1, 5 - o) for s in [((1 << n) - 1) << o]}
 
 
-class TB:
-    """Clock, reset, AXI4-Lite master and stream drivers around the top."""
+class TopBench:
+    """Clock, reset, AXI4-Lite master and stream drivers around the top.
+
+    ``max_levels``, ``price_bits`` and ``rmap`` describe the build once :meth:`reset` has
+    read its BUILD register; until then ``rmap`` is the default map, used only to find
+    BUILD (whose address and fields are the same in every build).
+    """
 
     def __init__(self, dut) -> None:
         self.dut = dut
-        self.max_levels = int(os.environ.get("NANOQUOTE_MAX_LEVELS", "8"))
-        self.price_bits = int(os.environ.get("NANOQUOTE_PRICE_BITS", "31"))
-        self.rmap = register_map(self.max_levels, self.price_bits)
+        self.rmap = register_map()
+        self.max_levels = self.rmap.max_levels
+        self.price_bits = self.rmap.price_bits
         logging.getLogger("cocotb").setLevel(os.environ.get("COCOTB_LOG_LEVEL", "WARNING"))
         cocotb.start_soon(Clock(dut.clk, 5, unit="ns").start())
         dut.i__valid.value = 0
@@ -54,9 +62,13 @@ class TB:
         await ClockCycles(self.dut.clk, 4)
         self.dut.rst.value = 0
         await ClockCycles(self.dut.clk, 2)
-        # The register map of this build, latency included, from the device itself.
+        # The parameters and register map of this build, latency included, from the device itself.
         build = self.rmap["BUILD"].unpack((await self.read32(self.rmap["BUILD"].address))[1])
-        self.rmap = register_map(build["max_levels"], build["price_bits"], build["latency"])
+        self.max_levels, self.price_bits = build["max_levels"], build["price_bits"]
+        self.rmap = register_map(self.max_levels, self.price_bits, build["latency"])
+        # registers by name, through the host's access programs
+        self.regs = BenchRegisters(SimpleNamespace(read=self.read32, write=self.write32, idle=self.idle),
+                                   self.rmap)
 
     # -- register access (the loopback protocol's operations) ----------------------------------
 
@@ -80,11 +92,11 @@ class TB:
         wr = self.axil.write_if
         event = Event()
         wr.in_flight_operations += 1
-        wr._idle.clear()  # noqa: SLF001
+        wr._idle.clear()
         await wr.int_write_resp_command_queue.put(AxiLiteWriteRespCmd(address, 4, 1, AxiProt.NONSECURE, event))
-        aw = wr.aw_channel._transaction_obj()  # noqa: SLF001
+        aw = wr.aw_channel._transaction_obj()
         aw.awaddr, aw.awprot = address, AxiProt.NONSECURE
-        w = wr.w_channel._transaction_obj()  # noqa: SLF001
+        w = wr.w_channel._transaction_obj()
         w.wdata, w.wstrb = value, strobe
         await wr.aw_channel.send(aw)
         await wr.w_channel.send(w)
@@ -95,59 +107,15 @@ class TB:
         if cycles > 0:
             await ClockCycles(self.dut.clk, cycles)
 
-    # -- registers by name -------------------------------------------------------------------
-
-    async def read(self, name: str) -> int:
-        value = 0
-        for i, address in enumerate(self.rmap[name].addresses):
-            resp, word = await self.read32(address)
-            assert resp == AxiResp.OKAY, f"read of {name} answered {Resp(resp).name}"
-            value |= word << (32 * i)
-        return value
-
-    async def read_fields(self, name: str) -> dict[str, int]:
-        return self.rmap[name].unpack(await self.read(name))
-
-    async def write(self, name: str, value: int) -> None:
-        for i, address in enumerate(self.rmap[name].addresses):
-            resp = await self.write32(address, (value >> (32 * i)) & 0xFFFFFFFF)
-            assert resp == AxiResp.OKAY, f"write of {name} answered {Resp(resp).name}"
-
-    async def write_fields(self, name: str, **fields: int) -> None:
-        await self.write(name, self.rmap[name].pack(**fields))
-
-    async def configure(self, params: PipelineParams) -> None:
-        values = params.as_dict()
-        for reg in self.rmap:
-            if reg.group == "config":
-                await self.write_fields(reg.name, **{f.name: values[f.name] for f in reg.fields})
-        await self.write_fields("CONTROL", commit=1)
-
-    async def quote(self, book: BookUpdate) -> dict:
-        await self.write("BOOK_TS", book.ts)
-        await self.write("BOOK_BID", book.best_bid or 0)
-        await self.write("BOOK_ASK", book.best_ask or 0)
-        await self.write_fields("BOOK_SUBMIT", has_bid=book.best_bid is not None, has_ask=book.best_ask is not None)
-        for _ in range(50):
-            status = await self.read_fields("LADDER_STATUS")
-            if status["valid"]:
-                break
-        else:
-            raise AssertionError("no ladder")
-        levels = range(self.rmap.max_levels)
-        return {**status, **await self.read_fields("LADDER_MASK"),
-                "bid_price": tuple([await self.read(f"LADDER_BID{i}") for i in levels]),
-                "ask_price": tuple([await self.read(f"LADDER_ASK{i}") for i in levels])}
-
 
 @cocotb.test()
 async def reset_values(dut):
     """Every register reads its reset value (sourced read-only ones: the idle state)."""
-    tb = TB(dut)
+    tb = TopBench(dut)
     await tb.reset()
     await tb.idle(40)
     for reg in tb.rmap:
-        value = await tb.read(reg.name)
+        value = await tb.regs.read(reg.name)
         expect = 0 if reg.access is Access.WP else reg.reset
         if reg.name == "STATUS":
             expect = reg.pack(settled=1)
@@ -157,7 +125,7 @@ async def reset_values(dut):
 @cocotb.test()
 async def error_responses(dut):
     """DECERR for unmapped words, SLVERR for read-only and reserved bits, W1C, byte strobes."""
-    tb = TB(dut)
+    tb = TopBench(dut)
     await tb.reset()
     rmap = tb.rmap
     rng = random.Random(int(os.environ.get("NANOQUOTE_SEED", "5")))
@@ -167,18 +135,18 @@ async def error_responses(dut):
         assert await tb.read32(address) == (AxiResp.DECERR, 0), hex(address)
         assert await tb.write32(address, 0xFFFFFFFF) == AxiResp.DECERR, hex(address)
     for name in ("MAGIC", "STATUS", "LADDER_STATUS", "COUNT_UPDATES", "LAST_QUOTE_TIME"):
-        before = await tb.read(name)
+        before = await tb.regs.read(name)
         assert await tb.write32(rmap[name].address, 0) == AxiResp.SLVERR, name
-        assert await tb.read(name) == before, name
+        assert await tb.regs.read(name) == before, name
     book_bid = rmap["BOOK_BID"]
     reserved = ~book_bid.word_mask(0) & 0xFFFFFFFF
     assert await tb.write32(book_bid.address, reserved) == AxiResp.SLVERR
     assert await tb.write32(book_bid.address, reserved | 0x1234, 0b0111) == AxiResp.OKAY  # bit not strobed
-    assert await tb.read("BOOK_BID") == 0x1234
+    assert await tb.regs.read("BOOK_BID") == 0x1234
     errors = rmap["ERRORS"]
-    assert (await tb.read_fields("ERRORS"))["bus_error"] == 1
+    assert (await tb.regs.read_fields("ERRORS"))["bus_error"] == 1
     assert await tb.write32(errors.address, errors.field("bus_error").mask) == AxiResp.OKAY
-    assert await tb.read("ERRORS") == 0
+    assert await tb.regs.read("ERRORS") == 0
     scratch = rmap["SCRATCH"].address
     value = 0x11223344
     assert await tb.write32(scratch, value) == AxiResp.OKAY
@@ -189,47 +157,47 @@ async def error_responses(dut):
         assert (await tb.read32(scratch)) == (AxiResp.OKAY, value), f"strobe {strobe:#x}"
     # a commit of the reset configuration (tick 0, ...) is refused and changes nothing
     assert await tb.write32(rmap["CONTROL"].address, rmap["CONTROL"].pack(commit=1)) == AxiResp.SLVERR
-    assert await tb.read_fields("ERRORS") == {"bus_error": 1, "commit_rejected": 1, "out_of_domain": 0,
+    assert await tb.regs.read_fields("ERRORS") == {"bus_error": 1, "commit_rejected": 1, "out_of_domain": 0,
                                               "crossed": 0}
 
 
 @cocotb.test()
 async def quote_round_trip(dut):
     """Configure, arm and quote through registers; the ladders equal the golden model's."""
-    tb = TB(dut)
+    tb = TopBench(dut)
     await tb.reset()
     rng = random.Random(int(os.environ.get("NANOQUOTE_SEED", "9")))
     for config in (MarketMakerConfig(), MarketMakerConfig(quote_policy="legacy", num_levels=tb.rmap.max_levels,
                                                           inventory_skew_factor=0.3, tick_size=5)):
-        await tb.configure(PipelineParams.from_config(config, tb.price_bits))
-        await tb.write_fields("CONTROL", arm=1)
+        await tb.regs.configure(PipelineParams.from_config(config, tb.price_bits))
+        await tb.regs.write_fields("CONTROL", arm=1)
         for step in range(6):
             position = rng.randint(-config.max_inventory - 5, config.max_inventory + 5)
-            await tb.write_fields("POSITION", position=position)
-            await tb.write_fields("LIVE_BID_QTY", live_bid_qty=rng.randrange(20))
-            await tb.write_fields("LIVE_ASK_QTY", live_ask_qty=0)
-            await tb.write_fields("CONTROL", commit=1)
-            live_bid = await tb.read("LIVE_BID_QTY")
+            await tb.regs.write_fields("POSITION", position=position)
+            await tb.regs.write_fields("LIVE_BID_QTY", live_bid_qty=rng.randrange(20))
+            await tb.regs.write_fields("LIVE_ASK_QTY", live_ask_qty=0)
+            await tb.regs.write_fields("CONTROL", commit=1)
+            live_bid = await tb.regs.read("LIVE_BID_QTY")
             bid = rng.randrange(1, 3_000_000)
             book = BookUpdate(step * 10**8, bid, bid + rng.randrange(1, 100))
-            got = await tb.quote(book)
+            got = await tb.regs.quote(book.ts, book.best_bid, book.best_ask)
             want = expected_ladder(config, book, position, live_bid, 0, tb.rmap.max_levels, tb.price_bits)
             assert {k: got[k] for k in want} == want, f"{config} {book} position {position}"
         # six since the last soft reset
-        assert await tb.read("COUNT_UPDATES") == await tb.read("COUNT_LADDERS") == 6
-        await tb.write_fields("CONTROL", soft_reset=1)
-        assert await tb.read("COUNT_UPDATES") == await tb.read("LADDER_STATUS") == 0
+        assert await tb.regs.read("COUNT_UPDATES") == await tb.regs.read("COUNT_LADDERS") == 6
+        await tb.regs.write_fields("CONTROL", soft_reset=1)
+        assert await tb.regs.read("COUNT_UPDATES") == await tb.regs.read("LADDER_STATUS") == 0
 
 
 @cocotb.test()
 async def stream_with_backpressure(dut):
     """Updates on ``i`` at full rate with random ``o.ready``: every ladder, in order, golden."""
-    tb = TB(dut)
+    tb = TopBench(dut)
     await tb.reset()
     rng = random.Random(int(os.environ.get("NANOQUOTE_SEED", "13")))
     config = MarketMakerConfig(num_levels=min(4, tb.rmap.max_levels))
-    await tb.configure(PipelineParams.from_config(config, tb.price_bits))
-    await tb.write_fields("CONTROL", arm=1)
+    await tb.regs.configure(PipelineParams.from_config(config, tb.price_bits))
+    await tb.regs.write_fields("CONTROL", arm=1)
     await tb.idle(30)
     upd_layout = market_update_layout(tb.price_bits)
     lad_layout = ladder_out_layout(tb.rmap.max_levels, tb.price_bits)
@@ -281,4 +249,4 @@ async def stream_with_backpressure(dut):
         assert have == want, f"ladder {n}: {book}"
     await tb.idle(20)
     assert got.empty(), "more ladders than updates"
-    assert await tb.read("COUNT_UPDATES") == await tb.read("COUNT_LADDERS") == len(updates)
+    assert await tb.regs.read("COUNT_UPDATES") == await tb.regs.read("COUNT_LADDERS") == len(updates)

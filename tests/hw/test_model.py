@@ -172,7 +172,7 @@ def test_pipeline_params_from_config_fields() -> None:
 
 
 def test_model_hand_computed_default_config() -> None:
-    """SPEC 2 defaults, exchange: B=2, T=25, q=0.5, M=50, N=3, e=1; flat position.
+    """docs/spec.md §2 defaults, exchange: B=2, T=25, q=0.5, M=50, N=3, e=1; flat position.
 
     bid 1000, ask 1050: mid 1025, r = 1025, bid0 = 25*floor((1025-25)/25) = 1000,
     ask0 = 25*ceil(1050/25) = 1050; min-edge: floor((1025-25)/25)*25 = 1000, ceil(1050/25)*25.

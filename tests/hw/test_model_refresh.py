@@ -1,4 +1,4 @@
-"""The refresh rule (SPEC 6) in the model, against hand-computed sequences and the
+"""The refresh rule (docs/spec.md §6) in the model, against hand-computed sequences and the
 independent restatement ``sim.reference.SpecRefreshClock``."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from nanoquote.hw.fpga.flow import ooc_verilog, verilog_sha
 from nanoquote.hw.gateware.pipeline import QuotePipeline
 from nanoquote.sim.bench import read_build, rows
@@ -63,6 +64,7 @@ def test_rows_give_fmax_and_latency_in_ns(tmp_path):
     assert table["pipeline latency"] == "5 cycles"
 
 
+@pytest.mark.rtl
 def test_quick_bench_measures_every_figure(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--quick", "--json", str(out), "--build-json", str(_build_json(tmp_path))])

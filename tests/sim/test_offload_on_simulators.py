@@ -17,7 +17,7 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("backend", ["amaranth", "verilator"])
+@pytest.mark.parametrize("backend", ["amaranth", pytest.param("verilator", marks=pytest.mark.rtl)])
 def test_rtl_backend_matches_golden(backend):
     with open_bus(backend) as bus:
         for index, config in enumerate(CONFIGS):

@@ -1,4 +1,4 @@
-"""QuoteManager lifecycle, error reporting and deterministic listing (SPEC 7)."""
+"""QuoteManager lifecycle, error reporting and deterministic listing (docs/spec.md §7)."""
 
 from nanoquote.host.strategy.orders import OrderState, Side
 from nanoquote.host.strategy.quote_manager import EventResult, QuoteManager

@@ -26,10 +26,8 @@ def test_docs_registers_md_is_current():
 
 
 def test_build_latency_comes_from_the_pipeline():
-    try:
-        from nanoquote.hw.gateware.pipeline import QuotePipeline
-    except ImportError:
-        pytest.skip("hw/pipeline.py is not there yet")
+    from nanoquote.hw.gateware.pipeline import QuotePipeline
+
     assert build_map()["BUILD"].field("latency").reset == QuotePipeline.LATENCY
 
 
@@ -58,9 +56,12 @@ def test_json_round_trips_the_map(max_levels):
     for reg, item in zip(rmap, data["registers"], strict=True):
         assert (item["address"], item["words"], Access(item["access"]), item["staged"], item["group"],
                 item["doc"]) == (reg.address, reg.words, reg.access, reg.staged, reg.group, reg.doc)
-        fields = [(f["name"], f["offset"], f["width"], f["reset"], f["signed"], f["doc"])
+        assert item["counts_per"] == (reg.counter.source if reg.counter else None)
+        fields = [(f["name"], f["offset"], f["width"], f["reset"], f["signed"], f["doc"],
+                   tuple(f["commit_range"]) if f["commit_range"] else None, f["set_by"])
                   for f in item["fields"]]
-        assert fields == [(f.name, f.offset, f.width, f.reset, f.signed, f.doc) for f in reg.fields]
+        assert fields == [(f.name, f.offset, f.width, f.reset, f.signed, f.doc, f.commit_range, f.set_by)
+                          for f in reg.fields]
 
 
 def _compiler() -> str:
@@ -137,3 +138,4 @@ def test_c_header_matches_the_map_everywhere(tmp_path):
               + "\n".join(lines) + '\nprintf("%lu\\n", (unsigned long)NQ_MAP_SIZE);\nreturn 0;\n}\n')
     expected.append(str(rmap.size))
     assert _compile_and_run(tmp_path, source, render("c", 16)).splitlines() == expected
+

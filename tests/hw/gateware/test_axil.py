@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 from nanoquote.host.device.bus import Resp
 from nanoquote.hw.contract.register_map import register_map
 from nanoquote.hw.gateware.axil import AxiLiteSignature
-from nanoquote.sim.servers.amaranth_server import AxiLiteSimMaster
+from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
 from nanoquote.sim.testbenches.amaranth_support import RegisterBlockHarness, test_seed
 
 RMAP = register_map()

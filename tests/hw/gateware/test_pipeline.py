@@ -52,7 +52,7 @@ def test_pipeline_matches_golden(policy: str, levels: int, seed: int, idle: floa
 class _Harness:
     """Drives one pipeline cycle by cycle and records handshakes (o.ready held high)."""
 
-    def __init__(self, dut: QuotePipeline, codec: PortCodec, ctx) -> None:  # noqa: ANN001
+    def __init__(self, dut: QuotePipeline, codec: PortCodec, ctx) -> None:
         self.dut, self.codec, self.ctx = dut, codec, ctx
         self.cycle = 0
         self.accepted: list[int] = []  # cycle of each accepted update
@@ -107,7 +107,7 @@ class _Harness:
         raise AssertionError(f"only {len(self.outputs)} of {count} ladders came out")
 
 
-def _run(dut, bench, domain_reset: list | None = None) -> None:  # noqa: ANN001
+def _run(dut, bench, domain_reset: list | None = None) -> None:
     """Simulate ``bench(ctx)``; with ``domain_reset`` given, the dut sits in a wrapper whose
     sync reset is exposed as ``domain_reset[0]``."""
     if domain_reset is None:
@@ -129,7 +129,7 @@ def _book(codec: PortCodec, ts: int, bid: int | None, ask: int | None) -> int:
                          np.array([ask is not None]))[0]
 
 
-def _golden_raw(codec, config, book, position, refresh) -> int:  # noqa: ANN001
+def _golden_raw(codec, config, book, position, refresh) -> int:
     g = golden_ladder(config, book, position, 0, 0, codec.max_levels, PMAX)
     return codec.ladders(GoldenRows([g]), np.array([book.ts], dtype=np.uint64),
                          np.array([refresh]))[0]
@@ -142,7 +142,7 @@ def test_one_update_per_clock_and_fixed_latency() -> None:
     books = [BookUpdate(1000 + k, 100_000 + 25 * (k % 7), 100_050 + 25 * (k % 5)) for k in range(30)]
     seen: dict[str, object] = {}
 
-    async def bench(ctx) -> None:  # noqa: ANN001
+    async def bench(ctx) -> None:
         h = _Harness(dut, codec, ctx)
         h.set_ports(config, 7)
         seen["settle"] = await h.wait_settled()
@@ -171,7 +171,7 @@ def test_a_stopped_consumer_fills_the_stages_then_ready_drops() -> None:
     books = [BookUpdate(500 + k, 100_000 + 25 * k, 100_050 + 25 * k) for k in range(QuotePipeline.LATENCY + 4)]
     seen: dict[str, object] = {"accepted": [], "out": []}
 
-    async def bench(ctx) -> None:  # noqa: ANN001
+    async def bench(ctx) -> None:
         h = _Harness(dut, codec, ctx)
         h.set_ports(config, 0)
         await h.wait_settled()
@@ -216,7 +216,7 @@ def test_port_change_then_immediate_update_sees_new_value(change: str) -> None:
     second = BookUpdate(11, 100_000, 100_050)
     seen: dict[str, object] = {}
 
-    async def bench(ctx) -> None:  # noqa: ANN001
+    async def bench(ctx) -> None:
         h = _Harness(dut, codec, ctx)
         h.set_ports(old_cfg, old_pos)
         await h.wait_settled()
@@ -254,7 +254,7 @@ def _refresh_bits(config: MarketMakerConfig, steps: list[tuple[int, bool, bool]]
     rst: list = []
     flags: list[bool] = []
 
-    async def bench(ctx) -> None:  # noqa: ANN001
+    async def bench(ctx) -> None:
         h = _Harness(dut, codec, ctx)
         h.set_ports(config, 0)
         await h.wait_settled()
@@ -302,7 +302,7 @@ def test_nothing_posted_before_configuration() -> None:
     codec = PortCodec(2, 31)
     got: list = []
 
-    async def bench(ctx) -> None:  # noqa: ANN001
+    async def bench(ctx) -> None:
         h = _Harness(dut, codec, ctx)
         assert not ctx.get(dut.i.ready)  # settling right after reset
         await h.wait_settled()

@@ -1,7 +1,8 @@
 """The generated register block behind the AXI4-Lite slave, in ``amaranth.sim``.
 
 Every expectation comes from the register map data (``nanoquote.hw.contract.register_map``) through
-the small reference model in ``nanoquote.sim.testbenches.amaranth_support``, never from the gateware.
+the register file model ``nanoquote.sim.device.register_file`` (no gateware import), never from
+the gateware.
 """
 
 from __future__ import annotations
@@ -11,14 +12,9 @@ import random
 import pytest
 from nanoquote.host.device.bus import Resp
 from nanoquote.hw.contract.register_map import Access, register_map
-from nanoquote.sim.servers.amaranth_server import AxiLiteSimMaster
-from nanoquote.sim.testbenches.amaranth_support import (
-    RegisterBlockHarness,
-    RegisterFileReference,
-    simulate,
-    strobe_mask,
-    test_seed,
-)
+from nanoquote.sim.device.register_file import RegisterFileModel, strobe_mask
+from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
+from nanoquote.sim.testbenches.amaranth_support import RegisterBlockHarness, simulate, test_seed
 
 RMAP = register_map(max_levels=8, price_bits=31, latency=7)
 
@@ -43,7 +39,7 @@ def _unmapped(rmap, count, rng, addr_width=12):
 
 def run(rmap, bench, name, stall=0.0, seed=0, processes=()):
     dut = RegisterBlockHarness(rmap)
-    ref = RegisterFileReference(rmap)
+    ref = RegisterFileModel(rmap, record_pulses=True)
 
     async def testbench(ctx):
         bus = AxiLiteSimMaster(ctx, dut.axil, rng=random.Random(seed), stall=stall)
@@ -310,14 +306,14 @@ def test_random_accesses_match_reference(seed):
             kind, address, value, strobe = _random_access(rng, rmap, ref)
             where = f"seed {seed} step {step}: {kind} {address:#05x} {value:#010x}/{strobe:#x}"
             if kind == "read":
-                got, want = await bus.read(address), ref.read(address)
+                got, want = await bus.read(address), ref.read32(address)
             else:
-                got, want = await bus.write(address, value, strobe), ref.write(address, value, strobe)
+                got, want = await bus.write(address, value, strobe), ref.write32(address, value, strobe)
             assert got == want, f"{where}: got {got}, expected {want}"
         # final state: every readable word
         for reg in rmap:
             for address in reg.addresses:
-                got, want = await bus.read(address), ref.read(address)
+                got, want = await bus.read(address), ref.read32(address)
                 assert got == want, f"seed {seed} final {reg.name} {address:#x}: got {got}, expected {want}"
 
     ref = run(rmap, bench, f"random_{seed}", stall=0.3, seed=seed, processes=[watcher])

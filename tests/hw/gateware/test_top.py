@@ -1,7 +1,7 @@
 """``NanoquoteTop`` in ``amaranth.sim``: registers, control latches, quote path, counters.
 
 Expectations: the register map data, the golden model ``nanoquote.host.strategy.quoting``
-(``build_ladder``) and the conventions written in ``hw/top.py``'s docstring restated
+(``build_ladder``) and the conventions written in ``hw/gateware/top.py``'s docstring restated
 here in plain Python; never the gateware.
 """
 
@@ -17,13 +17,13 @@ from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import PipelineParams
 from nanoquote.hw.contract.register_map import Access
 from nanoquote.hw.gateware.top import NanoquoteTop
-from nanoquote.sim.servers.amaranth_server import AxiLiteSimMaster
+from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
 from nanoquote.sim.testbenches.amaranth_support import (
-    AsyncRegisters,
     expected_ladder,
     simulate,
     test_seed,
 )
+from nanoquote.sim.testbenches.bench_registers import BenchRegisters
 
 
 def run_top(bench, name, *, max_levels=8, price_bits=31, background=(), stall=0.0, seed=0, o_ready=1,
@@ -33,7 +33,7 @@ def run_top(bench, name, *, max_levels=8, price_bits=31, background=(), stall=0.
     async def testbench(ctx):
         ctx.set(dut.o.ready, o_ready)
         bus = AxiLiteSimMaster(ctx, dut.axil, rng=random.Random(seed), stall=stall)
-        await bench(ctx, dut, AsyncRegisters(bus, dut.rmap))
+        await bench(ctx, dut, BenchRegisters(bus, dut.rmap))
 
     simulate(dut, [testbench], [b(dut) for b in background], name=name)
     return dut
@@ -95,13 +95,13 @@ def test_reset_values_and_nothing_quoted_until_configured_and_armed():
             await regs.bus.idle(12)
 
         await stream(1)  # reset configuration, disarmed
-        await regs.pulse("arm")  # armed, but the live configuration is the reset one (M = 0)
+        await regs.pulse("CONTROL", "arm")  # armed, but the live configuration is the reset one (M = 0)
         assert (await regs.read_fields("STATUS"))["armed"] == 1
         await stream(2)
-        await regs.pulse("disarm")
+        await regs.pulse("CONTROL", "disarm")
         await regs.configure(PipelineParams.from_config(MarketMakerConfig()))
         await stream(3)  # configured, not armed
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         await stream(2 + MarketMakerConfig().refresh_interval_ns)
         assert len(delivered) == 4
         # Nothing is posted with the reset configuration, armed or not; a quote (a ladder
@@ -196,7 +196,7 @@ def test_register_quote_path_matches_golden(index):
 
     async def bench(ctx, dut, regs):
         await regs.configure(PipelineParams.from_config(config, price_bits))
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         last: int | None = None
         ts = rng.randrange(0, 1000)
         for step in range(12):
@@ -209,7 +209,7 @@ def test_register_quote_path_matches_golden(index):
             book = _random_book(rng, config, price_bits, ts)
             got = await regs.quote(book.ts, book.best_bid, book.best_ask)
             want = expected_ladder(config, book, position, live_bid, live_ask, dut.max_levels, price_bits)
-            # SPEC 6 refresh, restated: armed, a quotable mid, first (exchange) or interval elapsed.
+            # docs/spec.md §6 refresh, restated: armed, a quotable mid, first (exchange) or interval elapsed.
             quotable = not want["no_mid"]
             if quotable and last is None and not config.is_legacy:
                 refresh = True
@@ -241,7 +241,7 @@ def test_counters_sticky_errors_and_soft_reset():
     async def bench(ctx, dut, regs):
         await regs.configure(PipelineParams.from_config(config))
         await regs.set_inventory(position, 0, 3)
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         counts = dict.fromkeys(("UPDATES", "LADDERS", "REFRESHES", "GATED_BID", "GATED_ASK",
                                 "OUT_OF_DOMAIN", "CROSSED", "NO_MID"), 0)
         for book in books:
@@ -264,7 +264,7 @@ def test_counters_sticky_errors_and_soft_reset():
         await regs.write_fields("ERRORS", out_of_domain=1, crossed=1)
         assert await regs.read("ERRORS") == 0
 
-        await regs.pulse("clear_counters")
+        await regs.pulse("CONTROL", "clear_counters")
         for name in counts:
             assert await regs.read(f"COUNT_{name}") == 0, name
         assert (await regs.read_fields("LADDER_STATUS"))["valid"] == 1
@@ -272,7 +272,7 @@ def test_counters_sticky_errors_and_soft_reset():
         assert await regs.read("COUNT_UPDATES") == 1
         assert (await regs.read_fields("STATUS"))["armed"] == 1
 
-        await regs.pulse("soft_reset")
+        await regs.pulse("CONTROL", "soft_reset")
         assert await regs.read("COUNT_UPDATES") == 0
         assert await regs.read("LADDER_STATUS") == 0
         assert await regs.read("LADDER_BID0") == 0
@@ -325,7 +325,7 @@ def test_stream_and_register_path_share_the_pipeline(input_register):
 
     async def bench(ctx, dut, regs):
         await regs.configure(PipelineParams.from_config(config))
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         configured.append(True)
         for k in range(10):
             book = BookUpdate(10**12 + k, 500_000 + 25 * k, 500_100 + 25 * k)
@@ -346,7 +346,7 @@ def test_stream_and_register_path_share_the_pipeline(input_register):
 
     async def testbench(ctx):
         bus = AxiLiteSimMaster(ctx, dut.axil, rng=random.Random(seed), stall=0.2)
-        await bench(ctx, dut, AsyncRegisters(bus, dut.rmap))
+        await bench(ctx, dut, BenchRegisters(bus, dut.rmap))
 
     from amaranth.sim import Simulator
 
@@ -380,7 +380,7 @@ def test_submit_refused_while_one_waits_under_backpressure(input_register):
 
     async def bench(ctx, dut, regs):
         await regs.configure(PipelineParams.from_config(config))
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         ctx.set(dut.o.ready, 0)
         await regs.submit(1, 100000, 100050)  # enters and stalls at the output
         await regs.bus.idle(20)
@@ -408,14 +408,14 @@ def test_soft_reset_clears_the_refresh_clock():
 
     async def bench(ctx, dut, regs):
         await regs.configure(PipelineParams.from_config(config))
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         assert (await regs.quote(100, 100000, 100050))["refresh"] == 1  # exchange: first refresh
         assert (await regs.quote(200, 100000, 100050))["refresh"] == 0  # within the interval
         assert await regs.read("LAST_QUOTE_TIME") == 100
-        await regs.pulse("soft_reset")
+        await regs.pulse("CONTROL", "soft_reset")
         assert (await regs.read_fields("STATUS"))["has_quoted"] == 0
         assert await regs.read("LAST_QUOTE_TIME") == 0
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         # the refresh clock starts empty again: the next quotable update refreshes
         assert (await regs.quote(300, 100000, 100050))["refresh"] == 1
         assert await regs.read("LAST_QUOTE_TIME") == 300
@@ -435,7 +435,7 @@ def test_other_builds_quote_like_the_golden_model(max_levels, price_bits):
         build = await regs.read_fields("BUILD")
         assert build == {"max_levels": max_levels, "price_bits": price_bits, "latency": dut.LATENCY}
         await regs.configure(PipelineParams.from_config(config, price_bits))
-        await regs.pulse("arm")
+        await regs.pulse("CONTROL", "arm")
         for step, bid in enumerate([1, 2, top - 40, top - 2, *(rng.randrange(1, top - 10) for _ in range(3))]):
             position = rng.randint(-120, 120)
             await regs.set_inventory(position, rng.randrange(10), rng.randrange(10))

@@ -12,7 +12,7 @@ from nanoquote.sim.conformance import runs as conformance
 from nanoquote.cli import main
 
 
-def test_conformance_cli_amaranth_reports_vectors_and_mismatches(capsys) -> None:  # noqa: ANN001
+def test_conformance_cli_amaranth_reports_vectors_and_mismatches(capsys) -> None:
     code = main(["conformance", "--backend", "amaranth", "--policy", "legacy",
                  "--vectors", "300", "--seed", "5", "--max-levels", "3"])
     lines = capsys.readouterr().out.strip().splitlines()
@@ -21,11 +21,11 @@ def test_conformance_cli_amaranth_reports_vectors_and_mismatches(capsys) -> None
     assert "seed 5" in lines[0]
 
 
-def test_conformance_cli_fails_on_mismatch(monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_conformance_cli_fails_on_mismatch(monkeypatch, capsys) -> None:
     """A corrupted expectation must be reported as mismatches with a non-zero exit."""
     real_expect = conformance.expect
 
-    def corrupted(segments, widths):  # noqa: ANN001, ANN202
+    def corrupted(segments, widths):
         exp = real_expect(segments, widths)
         exp.golden[3] ^= 1 << 70  # flip one price bit of vector 3
         return exp

@@ -3,6 +3,7 @@
 The model is compiled once per parameter set (content-addressed directory under
 ``build/``, reused across runs); each test plays a seeded scenario through the
 driver/monitor/scoreboard testbench in ``nanoquote.sim.testbenches.cocotb_pipeline``.
+The lint check of the pipeline's Verilog is in ``tests/sim/test_verilator_lint.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import pytest
 from nanoquote.sim.conformance.amaranth_runner import Handshake
 from nanoquote.sim.conformance.runs import run_conformance
-from nanoquote.sim.conformance.verilator_runner import LINT_WAIVERS, lint, random_reset_plusargs
+from nanoquote.sim.verilator import random_reset_plusargs
+
+pytestmark = pytest.mark.rtl
 
 
 @pytest.mark.parametrize(("policy", "seed"), [("exchange", 101), ("legacy", 102)])
@@ -31,13 +34,3 @@ def test_verilator_random_initial_state(seed: int) -> None:
                              plusargs=random_reset_plusargs(seed))
     assert result.mismatches == 0, f"seed {seed}: " + " | ".join(result.reports)
 
-
-def test_verilog_lints_clean_with_explained_waivers() -> None:
-    result = lint()
-    assert result.returncode == 0 and not result.warnings, result.output[-3000:]
-    # every waiver is needed, and nothing but the waived rules is reported without them
-    raw = lint(waivers=False)
-    rules = {w.split("-", 1)[1].split(":", 1)[0] for w in raw.warnings if w.startswith("%Warning")}
-    assert rules == set(LINT_WAIVERS), rules
-    errors = [w for w in raw.warnings if w.startswith("%Error") and "Exiting due to" not in w]
-    assert not errors

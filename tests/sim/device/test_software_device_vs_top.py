@@ -15,12 +15,16 @@ import random
 
 import pytest
 from nanoquote.host.device.bus import Resp
+from nanoquote.host.device.register_access import Read, RegisterPrograms, Write
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.hw.contract.coefficients import PipelineParams
 from nanoquote.hw.gateware.top import NanoquoteTop
 from nanoquote.sim.device.software_device import SoftwareDevice
-from nanoquote.sim.servers.amaranth_server import AxiLiteSimMaster
+from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
 from nanoquote.sim.testbenches.amaranth_support import simulate, test_seed
+
+#: A step that waits for the ladder of the last submit.
+POLL = object()
 
 
 def _random_config(rng: random.Random) -> MarketMakerConfig:
@@ -32,10 +36,11 @@ def _random_config(rng: random.Random) -> MarketMakerConfig:
 
 
 def _session(rng: random.Random, rmap):
-    """Bus operations: ("r", address) or ("w", address, value, strobe); "poll" waits for a ladder."""
+    """Bus operations (``Read``, ``Write``, or ``POLL``: wait for a ladder), from the host's programs."""
+    programs = RegisterPrograms(rmap)
+
     def words(name, value):
-        reg = rmap[name]
-        return [("w", a, (value >> (32 * i)) & 0xFFFFFFFF, 0xF) for i, a in enumerate(reg.addresses)]
+        return list(programs.write(name, value))  # a program of writes needs no answers
 
     control = rmap["CONTROL"]
     pulses = ["arm"] * 4 + ["rearm"] * 2 + ["disarm", "kill", "clear_counters", "soft_reset"]
@@ -44,11 +49,7 @@ def _session(rng: random.Random, rmap):
     for _ in range(80):
         kind = rng.random()
         if kind < 0.1:
-            params = PipelineParams.from_config(_random_config(rng)).as_dict()
-            for reg in rmap:
-                if reg.group == "config":
-                    ops += words(reg.name, reg.pack(**{f.name: params[f.name] for f in reg.fields}))
-            ops += words("CONTROL", control.pack(commit=1))
+            ops += list(programs.write_group("config", PipelineParams.from_config(_random_config(rng)).as_dict()))
         elif kind < 0.15:
             reg = rmap[rng.choice(["TICK", "SPREAD", "ORDER"])]
             ops += words(reg.name, rng.getrandbits(32) & reg.word_mask(0))
@@ -68,18 +69,18 @@ def _session(rng: random.Random, rmap):
             ask = min((1 << 31) - 1, max(1, bid + rng.randint(-3, 100)))
             ops += words("BOOK_TS", ts) + words("BOOK_BID", bid) + words("BOOK_ASK", ask)
             ops += words("BOOK_SUBMIT", rng.choice([0b11, 0b11, 0b11, 0b01, 0b10, 0b00]))
-            ops.append(("poll",))
-            ops += [("r", a) for name in ("LADDER_STATUS", "LADDER_MASK", "LAST_QUOTE_TIME", "STATUS",
+            ops.append(POLL)
+            ops += [Read(a) for name in ("LADDER_STATUS", "LADDER_MASK", "LAST_QUOTE_TIME", "STATUS",
                                           "ERRORS", "COUNT_REFRESHES", "COUNT_GATED_BID", "COUNT_OUT_OF_DOMAIN")
                     for a in rmap[name].addresses]
-            ops += [("r", rmap[f"LADDER_{side}{i}"].address) for side in ("BID", "ASK") for i in range(8)]
+            ops += [Read(rmap[f"LADDER_{side}{i}"].address) for side in ("BID", "ASK") for i in range(8)]
         elif kind < 0.85:
-            ops.append(("r", rng.randrange(0, 0x200, 4)))
+            ops.append(Read(rng.randrange(0, 0x200, 4)))
         elif kind < 0.95:
-            ops.append(("w", rng.randrange(0, 0x200, 4), rng.getrandbits(32), rng.randrange(16)))
+            ops.append(Write(rng.randrange(0, 0x200, 4), rng.getrandbits(32), rng.randrange(16)))
         else:
             ops += words("ERRORS", rng.getrandbits(4))
-    ops += [("r", a) for reg in rmap for a in reg.addresses]
+    ops += [Read(a) for reg in rmap for a in reg.addresses]
     return ops
 
 
@@ -99,21 +100,21 @@ def test_random_session_matches_software_device(seed, input_register):
         bus = AxiLiteSimMaster(ctx, dut.axil)
         for step, op in enumerate(ops):
             where = f"seed {seed} step {step}: {op}"
-            if op[0] == "poll":
+            if op is POLL:
                 for _ in range(20):
                     if (await bus.read(rmap["LADDER_STATUS"].address))[1] & 1:
                         break
                 else:
                     raise AssertionError(f"{where}: no ladder")
-            elif op[0] == "r":
-                got = await bus.read(op[1])
-                want = model.regs.read32(op[1])
-                if op[1] == status_address:
+            elif isinstance(op, Read):
+                got = await bus.read(op.address)
+                want = model.regs.read32(op.address)
+                if op.address == status_address:
                     got, want = (got[0], got[1] & ~settled), (want[0], want[1] & ~settled)
                 assert got == (int(want[0]), want[1]), where
             else:
-                got = await bus.write(*op[1:])
-                want = model.regs.write32(*op[1:])
+                got = await bus.write(op.address, op.value, op.strobe)
+                want = model.regs.write32(op.address, op.value, op.strobe)
                 assert got == int(want), f"{where}: {Resp(got).name} != {Resp(want).name}"
 
     simulate(dut, [bench], name=f"top_vs_model_{seed}")

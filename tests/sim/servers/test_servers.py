@@ -31,7 +31,8 @@ def _rate(fn, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-@pytest.mark.parametrize("backend", list(SERVERS))
+@pytest.mark.parametrize("backend", [pytest.param(name, marks=[pytest.mark.rtl] if name == "verilator" else [])
+                                     for name in SERVERS])
 def test_server_over_socket_bus(backend, record_property):
     with SERVERS[backend]() as server:
         process, port = server
