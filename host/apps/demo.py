@@ -15,6 +15,8 @@ from nanoquote.host.strategy.market_maker import MarketMakerStrategy
 from nanoquote.host.strategy.orders import Action, CancelOrder, Fill, NewOrder, Side
 from nanoquote.host.strategy.quoting import BookUpdate
 
+from nanoquote.cli import count, write_stdout
+
 __all__ = ["configure", "run", "DemoResult", "run_demo"]
 
 
@@ -79,7 +81,7 @@ def run_demo(seed: int, updates: int, config: MarketMakerConfig) -> DemoResult:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--updates", type=int, default=5000)
+    parser.add_argument("--updates", type=count, default=5000, help="book updates to play (default 5000)")
     parser.add_argument("--policy", choices=["legacy", "exchange"], default="exchange")
 
 
@@ -88,13 +90,15 @@ def run(args: argparse.Namespace) -> int:
     result = run_demo(args.seed, args.updates, config)
     s = result.strategy
     assert s is not None
-    print(f"nanoquote demo: policy={args.policy} seed={args.seed}")
-    print(f"  book updates      {result.updates}")
-    print(f"  orders / cancels  {result.orders} / {result.cancels}")
-    print(f"  fills             {result.fills} (round trips {s.base.round_trips})")
-    print(f"  final position    {s.position}")
-    print(f"  realized P&L      {s.base.realized_pnl:.2f}")
-    print(f"  unrealized P&L    {s.base.unrealized_pnl:.2f}")
-    print(f"  live orders       {len(s.quote_manager)} (errors {s.quote_manager.error_count})")
-    print(f"  risk blocks       {dict(s.risk.blocked) or 'none'}")
+    write_stdout("".join(line + "\n" for line in (
+        f"nanoquote demo: policy={args.policy} seed={args.seed}",
+        f"  book updates      {result.updates}",
+        f"  orders / cancels  {result.orders} / {result.cancels}",
+        f"  fills             {result.fills} (round trips {s.base.round_trips})",
+        f"  final position    {s.position}",
+        f"  realized P&L      {s.base.realized_pnl:.2f}",
+        f"  unrealized P&L    {s.base.unrealized_pnl:.2f}",
+        f"  live orders       {len(s.quote_manager)} (errors {s.quote_manager.error_count})",
+        f"  risk blocks       {dict(s.risk.blocked) or 'none'}",
+    )))
     return 0

@@ -1,12 +1,14 @@
-"""JSON Lines replay: events in, actions (and optionally state) out.
+"""JSON Lines replay: events in, actions, anomalies (and optionally state) out.
 
-The whole file is parsed and validated before anything runs, so a malformed line is
-reported once (line number and reason) and no strategy state or output is produced.
+A replay is two streaming passes over the file (docs/replay.md): the first parses and
+validates every line and keeps only the ``config`` event, so a malformed line is reported
+once (line number and reason) before any strategy state or output exists; the second
+parses the lines again and runs them. Memory does not grow with the file.
 
 Input, one object per line (``type`` selects the event):
 ``config`` (first line only; MarketMakerConfig fields), ``arm``, ``disarm``, ``kill``,
-``rearm``, ``book`` (ts, bid, ask), ``ack``/``reject``/``cancel`` (id), ``fill`` (id,
-side, price, qty, fee, ts).
+``rearm``, ``book`` (ts, bid, ask), ``ack``/``reject``/``cancel``/``cancel_reject`` (id),
+``fill`` (id, side, price, qty, fee, ts). Lines are UTF-8, separated by ``\\n``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nanoquote.host.strategy.anomalies import Anomaly, AnomalyKind
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.domain import DomainError
 from nanoquote.host.strategy.market_maker import MarketMakerStrategy, validate_book, validate_fill
 from nanoquote.host.strategy.orders import Action, CancelOrder, Fill, NewOrder, Side
 from nanoquote.host.strategy.quoting import BookUpdate
 
-__all__ = ["ReplayError", "Event", "parse_events", "run_replay", "action_record", "state_record"]
+__all__ = ["ReplayError", "Event", "iter_events", "parse_events", "scan_events", "resolve_config",
+           "apply_event", "replay_records", "run_replay", "action_record", "anomaly_record",
+           "state_record", "dumps_record", "anomaly_summary"]
 
 
 class ReplayError(ValueError):
@@ -37,7 +42,9 @@ class Event:
     payload: Any = None
 
 
-_ID_EVENTS = {"ack", "reject", "cancel"}
+_ID_EVENTS = {"ack", "reject", "cancel", "cancel_reject"}
+#: Optional boolean fields of id events (``cancel_reject``'s reason: the exchange no longer has the order).
+_ID_EVENT_FLAGS = {"cancel_reject": "unknown_order"}
 _CONTROL_EVENTS = {"arm", "disarm", "kill", "rearm"}
 
 
@@ -83,11 +90,17 @@ def _parse_one(obj: Any, line: int) -> Event:
         )
         return Event(line, kind, validate_book(book))
     if kind in _ID_EVENTS:
-        _check_fields(obj, {"id"}, kind)
+        flag = _ID_EVENT_FLAGS.get(kind)
+        _check_fields(obj, {"id"} | ({flag} if flag else set()), kind)
         order_id = _int_field(obj, "id", kind)
         if order_id < 1:  # type: ignore[operator]
             raise ValueError(f"{kind} id must be >= 1, got {order_id}")
-        return Event(line, kind, order_id)
+        if flag is None:
+            return Event(line, kind, order_id)
+        value = obj.get(flag, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{kind} field {flag!r} must be true or false, got {value!r}")
+        return Event(line, kind, (order_id, value))
     if kind == "fill":
         _check_fields(obj, {"id", "side", "price", "qty", "fee", "ts"}, kind)
         side = _require(obj, "side", kind)
@@ -108,40 +121,77 @@ def _parse_one(obj: Any, line: int) -> Event:
     raise ValueError(f"unknown event type {kind!r}")
 
 
-def parse_events(lines: Iterable[str]) -> list[Event]:
-    """Parse and validate every line; raise ``ReplayError`` at the first bad one."""
-    events: list[Event] = []
-    for number, text in enumerate(lines, start=1):
+class _NotJSON(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json accepts them, JSON does not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not a JSON value")
+
+
+def iter_events(lines: Iterable[str | bytes]) -> Iterator[Event]:
+    """Parse and validate lines one at a time (bytes are decoded as UTF-8); raise
+    ``ReplayError`` at the first bad one. Blank lines are skipped but counted."""
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ReplayError(f"line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
+                                  f"at column {exc.start + 1})") from None
+        else:
+            text = raw
         if not text.strip():
             continue
         try:
-            events.append(_parse_one(json.loads(text), number))
+            event = _parse_one(json.loads(text, parse_constant=_refuse_constant), number)
         except json.JSONDecodeError as exc:
             raise ReplayError(f"line {number}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except _NotJSON as exc:
+            raise ReplayError(f"line {number}: invalid JSON: {exc}") from None
         except (ValueError, DomainError) as exc:
             raise ReplayError(f"line {number}: {exc}") from None
-    return events
+        yield event
+
+
+def parse_events(lines: Iterable[str | bytes]) -> list[Event]:
+    """Parse and validate every line into a list; raise ``ReplayError`` at the first bad one."""
+    return list(iter_events(lines))
+
+
+def scan_events(lines: Iterable[str | bytes]) -> list[Event]:
+    """The validating pass: parse every line, keep only the ``config`` event.
+
+    Returns ``[config]`` or ``[]`` (what :func:`resolve_config` needs); memory does not
+    grow with the number of lines.
+    """
+    return [event for event in iter_events(lines) if event.kind == "config"]
 
 
 def resolve_config(
-    events: list[Event], base: MarketMakerConfig | None = None, **overrides: Any
+    events: Iterable[Event], base: MarketMakerConfig | None = None, **overrides: Any
 ) -> MarketMakerConfig:
-    """Defaults, then the base (e.g. from TOML), then the file's config line, then overrides."""
+    """Defaults, then the base (e.g. from TOML), then the file's config line, then overrides.
+
+    Only the first of ``events`` is looked at: the parsed events, or :func:`scan_events`.
+    """
+    first = next(iter(events), None)
+    head = first if first is not None and first.kind == "config" else None
     fields: dict[str, Any] = {}
     if base is not None:
         fields.update({name: getattr(base, name) for name in MarketMakerConfig.field_names()})
-    if events and events[0].kind == "config":
-        fields.update(events[0].payload)
-        if "quote_policy" in events[0].payload and base is not None:
+    if head is not None:
+        fields.update(head.payload)
+        if "quote_policy" in head.payload and base is not None:
             # Risk defaults follow the policy named in the file, not the base's policy.
             for name in ("collar_ticks", "max_order_qty", "max_quote_updates_per_sec"):
-                if name not in events[0].payload:
+                if name not in head.payload:
                     fields.pop(name, None)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return MarketMakerConfig.from_mapping(fields)
     except ConfigError as exc:
-        line = events[0].line if events and events[0].kind == "config" else 0
+        line = head.line if head is not None else 0
         raise ReplayError(f"line {line}: {exc}") from None
 
 
@@ -151,6 +201,11 @@ def action_record(event: int, action: Action) -> dict[str, Any]:
                 "price": action.price, "qty": action.qty}
     assert isinstance(action, CancelOrder)
     return {"event": event, "type": "cancel", "id": action.id}
+
+
+def anomaly_record(event: int, anomaly: Anomaly) -> dict[str, Any]:
+    return {"event": event, "type": "anomaly", "kind": AnomalyKind(anomaly.kind).value,
+            "id": anomaly.order_id, "detail": anomaly.detail}
 
 
 def state_record(event: int, strategy: MarketMakerStrategy) -> dict[str, Any]:
@@ -170,10 +225,17 @@ def state_record(event: int, strategy: MarketMakerStrategy) -> dict[str, Any]:
 
 
 def apply_event(strategy: MarketMakerStrategy, event: Event) -> list[Action]:
-    """Feed one parsed event to the strategy; return the actions it caused."""
+    """Feed one parsed event to the strategy; return the actions it caused.
+
+    These include the actions an exchange event leaves in ``strategy.take_actions()``
+    (the kill after a fill past the hard position limit, a cancel sent again after a
+    cancel reject while killed), so each is reported with the event that caused it.
+    """
     kind, payload = event.kind, event.payload
     if kind == "book":
         return strategy.on_market_data(payload)
+    if kind == "kill":
+        return strategy.kill()
     if kind == "fill":
         strategy.on_fill(payload)
     elif kind == "ack":
@@ -182,31 +244,59 @@ def apply_event(strategy: MarketMakerStrategy, event: Event) -> list[Action]:
         strategy.on_order_reject(payload)
     elif kind == "cancel":
         strategy.on_order_cancel(payload)
+    elif kind == "cancel_reject":
+        order_id, unknown_order = payload
+        strategy.on_cancel_reject(order_id, unknown_order=unknown_order)
     elif kind == "arm" and not strategy.killed:
         strategy.arm()  # while the kill switch is latched only "rearm" arms
     elif kind == "disarm":
         strategy.disarm()
-    elif kind == "kill":
-        return strategy.kill()
     elif kind == "rearm":
         strategy.rearm()
-    return []
+    return strategy.take_actions()
+
+
+def replay_records(
+    events: Iterable[Event], strategy: MarketMakerStrategy, with_state: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Yield the output records of parsed events fed to ``strategy``, in emission order:
+    per event its actions, then the anomalies it raised, then (``with_state``) its state."""
+    for event in events:
+        if event.kind != "config":
+            for action in apply_event(strategy, event):
+                yield action_record(event.line, action)
+        for anomaly in strategy.take_anomalies():
+            yield anomaly_record(event.line, anomaly)
+        if with_state:
+            yield state_record(event.line, strategy)
 
 
 def run_replay(
-    events: list[Event],
+    events: Iterable[Event],
     strategy_factory: Callable[[MarketMakerConfig], MarketMakerStrategy],
     config: MarketMakerConfig,
     with_state: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield the output records of a parsed replay, in emission order."""
-    strategy = strategy_factory(config)
-    for event in events:
-        if event.kind == "config":
-            if with_state:
-                yield state_record(event.line, strategy)
-            continue
-        for action in apply_event(strategy, event):
-            yield action_record(event.line, action)
-        if with_state:
-            yield state_record(event.line, strategy)
+    return replay_records(events, strategy_factory(config), with_state)
+
+
+def dumps_record(record: Mapping[str, Any]) -> str:
+    """One output line, strict JSON; a non-finite number is a ``ReplayError``, never ``NaN``."""
+    try:
+        return json.dumps(record, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        bad = next((k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)), None)
+        what = f"field {bad!r} is {record[bad]!r}" if bad is not None else "a number is not finite"
+        raise ReplayError(f"line {record.get('event')}: {record.get('type')} record {what}, "
+                          "which JSON cannot represent") from None
+
+
+def anomaly_summary(counts: Mapping[str, int]) -> str | None:
+    """``"3 anomalies: overfill 1, unknown-id 2"`` (kinds sorted), or None without any."""
+    counts = {str(kind): n for kind, n in counts.items() if n}
+    total = sum(counts.values())
+    if not total:
+        return None
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    return f"{total} {'anomaly' if total == 1 else 'anomalies'}: {kinds}"

@@ -69,11 +69,13 @@ def offloaded_strategy(config: MarketMakerConfig, bus: RegisterBus, name: str = 
                        instrument_id: int = 1) -> MarketMakerStrategy:
     """A MarketMakerStrategy whose ladders come from the device behind ``bus``.
 
-    The device is identified, soft-reset (refresh clock, counters, ladder) and
-    configured. A latched kill switch is left alone and reported: only an operator's
+    The device is identified, the configuration checked against its build (a refused
+    one writes nothing), then the device is soft-reset (refresh clock, counters, ladder)
+    and configured. A latched kill switch is left alone and reported: only an operator's
     explicit re-arm may clear it.
     """
-    driver = QuoteDriver.open(bus)
+    driver = QuoteDriver.open(bus)  # identity reads only
+    driver.hardware_params(config)  # the configuration against this build, before any write
     if driver.status()["killed"]:
         raise DeviceError("the device's kill switch is latched: re-arm it explicitly first")
     driver.soft_reset()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nanoquote.host.device.bus import BusError, RegisterBus, Resp
+from nanoquote.host.strategy.domain import MAX_LEVELS_LIMIT
 from nanoquote.hw.contract.register_map import (
     MAGIC,
     VERSION_MAJOR,
@@ -162,8 +163,8 @@ def identify(read32: Callable[[int], int]) -> RegisterMap:
             f"(this driver speaks {VERSION_MAJOR}.x)"
         )
     build = generic["BUILD"].unpack(read32(generic["BUILD"].address))
-    if not 1 <= build["max_levels"] <= 16:
-        raise WrongDevice(f"BUILD.max_levels reads {build['max_levels']}, expected 1..16")
+    if not 1 <= build["max_levels"] <= MAX_LEVELS_LIMIT:
+        raise WrongDevice(f"BUILD.max_levels reads {build['max_levels']}, expected 1..{MAX_LEVELS_LIMIT}")
     return register_map(build["max_levels"], build["price_bits"], build["latency"])
 
 
@@ -174,13 +175,22 @@ class Device:
         self.bus = bus
         self.map = rmap
         self.programs = RegisterPrograms(rmap)
+        #: The bus's ``link_generation`` the device was identified on (None: a bus without one).
+        self._link_seen: int | None = getattr(bus, "link_generation", None)
 
     @classmethod
     def open(cls, bus: RegisterBus) -> Device:
         return cls(bus, identify(bus.read32))
 
     def run(self, program: Program[T]) -> T:
-        """Perform ``program``'s operations on the bus, in order; its result."""
+        """Perform ``program``'s operations on the bus, in order; its result.
+
+        A bus that reconnects (``SocketBus``: its ``link_generation`` changed since the
+        last run) may now reach another device: it is identified again first, and a
+        different MAGIC, major VERSION or BUILD raises :class:`WrongDevice` (on every run
+        from then on) before any access of ``program``.
+        """
+        self._check_link()
         idle = getattr(self.bus, "idle", None)
         try:
             op = next(program)
@@ -194,6 +204,20 @@ class Device:
                 op = program.send(result)
         except StopIteration as stop:
             return stop.value
+
+    def _check_link(self) -> None:
+        """Identify the device again if the bus's link was dropped since the last run."""
+        generation = getattr(self.bus, "link_generation", None)
+        if generation is None or generation == self._link_seen:
+            return
+        rmap = identify(self.bus.read32)
+        if (rmap.max_levels, rmap.price_bits, rmap.latency) != (
+                self.map.max_levels, self.map.price_bits, self.map.latency):  # BUILD's fields
+            raise WrongDevice(
+                f"after a reconnect the device is another build (max_levels {rmap.max_levels}, "
+                f"price_bits {rmap.price_bits}, latency {rmap.latency}; identified as "
+                f"{self.map.max_levels}, {self.map.price_bits}, {self.map.latency}): not touching it")
+        self._link_seen = generation
 
     def register(self, name: str) -> Register:
         return self.map[name]

@@ -19,8 +19,10 @@ from typing import Any
 
 from nanoquote.host.strategy.domain import (
     DEFAULT_MAX_LEVELS,
+    MAX_LEVELS_LIMIT,
     POSITION_MAX,
     SKEW_ONE,
+    TICK_VALUE_MAX,
     TS_MAX,
     DomainError,
     check_int,
@@ -85,6 +87,10 @@ class MarketMakerConfig:
     collar_ticks: int | None = POLICY_DEFAULT
     max_order_qty: int | None = POLICY_DEFAULT
     max_quote_updates_per_sec: int | None = POLICY_DEFAULT
+    #: A fill that takes |position| past this trips the kill switch (docs/spec.md §8).
+    hard_position_limit: int = POSITION_MAX
+    #: A cancel not confirmed within this much book time is reported; ``None``: never.
+    cancel_timeout_ns: int | None = 1_000_000_000
     max_levels: int = field(default=DEFAULT_MAX_LEVELS, compare=False)
 
     def __post_init__(self) -> None:
@@ -104,7 +110,7 @@ class MarketMakerConfig:
             raise fail("quote_policy", self.quote_policy, "'exchange' or 'legacy'") from None
         object.__setattr__(self, "quote_policy", policy)
 
-        integer("max_levels", 1, 64)
+        integer("max_levels", 1, MAX_LEVELS_LIMIT)
         integer("base_spread_ticks", 1, 255)
         integer("max_inventory", 0, POSITION_MAX)
         integer("order_size", 1, 65535)
@@ -113,6 +119,9 @@ class MarketMakerConfig:
         integer("cancel_distance_ticks", 0, 65535)
         integer("tick_size", 1, 65535)
         integer("refresh_interval_ns", 0, TS_MAX)
+        integer("hard_position_limit", 0, POSITION_MAX)
+        if self.cancel_timeout_ns is not None:
+            integer("cancel_timeout_ns", 1, TS_MAX)
 
         f = self.inventory_skew_factor
         if (
@@ -124,8 +133,9 @@ class MarketMakerConfig:
             raise fail("inventory_skew_factor", f, "a finite real in [0, 1]")
 
         tv = self.tick_value
-        if isinstance(tv, bool) or not isinstance(tv, (int, float)) or not math.isfinite(tv) or tv <= 0:
-            raise fail("tick_value", tv, "a finite number > 0")
+        if isinstance(tv, bool) or not isinstance(tv, (int, float)) or not math.isfinite(tv) \
+                or not 0 < tv <= TICK_VALUE_MAX:
+            raise fail("tick_value", tv, f"a number in (0, {TICK_VALUE_MAX:g}]")
 
         for name, (low, high) in _RISK_RANGES.items():
             value = getattr(self, name)
@@ -169,16 +179,33 @@ class MarketMakerConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> MarketMakerConfig:
-        """Load from a TOML file whose top level (or ``[strategy]`` table) holds the fields."""
+        """Load from a UTF-8 TOML file whose top level, or else its ``[strategy]`` table, holds
+        the fields; any other key or table is a ``ConfigError`` naming the file and the key."""
         path = Path(path)
+        where = f"config file {str(path)!r}"
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
-        table = data.get("strategy", data)
-        if not isinstance(table, dict):
-            raise ConfigError(f"config file {str(path)!r}: [strategy] must be a table")
-        return cls.from_mapping(table, **overrides)
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"cannot read {where}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"cannot read {where}: {exc}") from None
+        table = data
+        if "strategy" in data:
+            outside = sorted(set(data) - {"strategy"})
+            if outside:  # with a [strategy] table every field is in it: nothing else is read
+                raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, outside))} outside "
+                                  "the [strategy] table (put every field in [strategy], or use no table)")
+            table = data["strategy"]
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: [strategy] must be a table")
+        try:
+            return cls.from_mapping(table, **overrides)
+        except ConfigError as exc:  # unknown keys or tables, bad values: name the file
+            exc.args = (f"{where}: {exc}", *exc.args[1:])
+            raise
 
     def replace(self, **changes: Any) -> MarketMakerConfig:
         """A validated copy with some fields changed."""

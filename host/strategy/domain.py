@@ -10,6 +10,9 @@ __all__ = [
     "PRICE_BITS",
     "PRICE_MAX",
     "DEFAULT_MAX_LEVELS",
+    "MAX_LEVELS_LIMIT",
+    "TICK_VALUE_MAX",
+    "FEE_MAX",
     "SKEW_ONE",
     "POSITION_MAX",
     "TS_MAX",
@@ -22,6 +25,12 @@ PRICE_BITS = 31
 PRICE_MAX = (1 << PRICE_BITS) - 1
 #: Build-time maximum of ``num_levels`` in the default build.
 DEFAULT_MAX_LEVELS = 8
+#: The most levels per side a register map can hold (16-bit posted masks, 16 price words).
+MAX_LEVELS_LIMIT = 16
+#: Money per tick per lot, and the size of one fee: bounded so that P&L stays finite
+#: (a position's value is at most ``2**31 * 2**15 * TICK_VALUE_MAX``, far below float range).
+TICK_VALUE_MAX = 1e6
+FEE_MAX = 1e9
 #: The quantized skew factor is ``round(f * SKEW_ONE)``; 1.0 is representable.
 SKEW_ONE = 1 << 16
 #: Positions and inventory limits are signed 16-bit quantities.

@@ -3,6 +3,15 @@
 The event loop here is the same whichever ``QuoteEngine`` computes the ladder: it
 validates the event, marks P&L, runs the cancel rules, asks the engine, passes the
 ladder through the risk gate and turns it into orders against the QuoteManager.
+
+Order state is never lost (docs/spec.md §7.5): an order is pending-cancel only once its
+cancel is in the actions returned to the caller; when the engine (a device) fails in
+the middle of an update, the strategy still returns what it had decided, latches its
+kill switch and returns a cancel for every order not confirmed gone. Events the strategy
+survives but that should not happen are recorded as :class:`Anomaly` values
+(:meth:`take_anomalies`, :attr:`anomaly_counts`); actions caused by an exchange event
+(the kill after a fill past the hard position limit, a cancel sent again after a cancel
+reject while killed) wait in :meth:`take_actions`.
 """
 
 from __future__ import annotations
@@ -10,9 +19,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from nanoquote.host.strategy.anomalies import Anomaly, AnomalyKind
 from nanoquote.host.strategy.base_strategy import BaseStrategy
 from nanoquote.host.strategy.config import MarketMakerConfig
-from nanoquote.host.strategy.domain import PRICE_MAX, TS_MAX, DomainError, check_int
+from nanoquote.host.strategy.domain import (
+    FEE_MAX,
+    POSITION_MAX,
+    PRICE_MAX,
+    TS_MAX,
+    DomainError,
+    check_int,
+)
 from nanoquote.host.strategy.engine import GoldenQuoteEngine, QuoteEngine
 from nanoquote.host.strategy.orders import Action, CancelOrder, Fill, NewOrder, OrderState, Side
 from nanoquote.host.strategy.quote_manager import EventResult, QuoteManager
@@ -57,9 +74,27 @@ def validate_fill(fill: Fill) -> Fill:
         Side(fill.side)
     except (DomainError, ValueError) as exc:
         raise EventError(str(exc)) from None
-    if isinstance(fill.fee, bool) or not isinstance(fill.fee, (int, float)) or not math.isfinite(fill.fee):
-        raise EventError(f"fill fee must be a finite number, got {fill.fee!r}")
+    if isinstance(fill.fee, bool) or not isinstance(fill.fee, (int, float)) or not math.isfinite(fill.fee) \
+            or abs(fill.fee) > FEE_MAX:
+        raise EventError(f"fill fee must be a finite number in -{FEE_MAX:g}..{FEE_MAX:g}, got {fill.fee!r}")
     return fill
+
+
+#: What a failing quote device raises: bus errors and timeouts (``OSError``), a device
+#: that misbehaves (``RuntimeError`` subclasses such as ``DeviceError``).
+DEVICE_FAULTS = (OSError, TimeoutError, RuntimeError)
+
+#: QuoteManager results that are anomalies, by the kind they are reported as.
+_RESULT_KINDS = {
+    EventResult.UNKNOWN_ID: AnomalyKind.UNKNOWN_ID,
+    EventResult.DUPLICATE: AnomalyKind.DUPLICATE,
+    EventResult.FINISHED: AnomalyKind.FINISHED_ORDER,
+    EventResult.OVERFILL: AnomalyKind.OVERFILL,
+    EventResult.WRONG_SIDE: AnomalyKind.WRONG_SIDE,
+    EventResult.INVALID_STATE: AnomalyKind.INVALID_STATE,
+    EventResult.INVALID_QUANTITY: AnomalyKind.INVALID_QUANTITY,
+    EventResult.REJECT_OF_LIVE_ORDER: AnomalyKind.REJECT_OF_LIVE_ORDER,
+}
 
 
 class MarketMakerStrategy:
@@ -86,6 +121,15 @@ class MarketMakerStrategy:
         self._fair_value: int | None = None
         #: Flags raised by market data: crossed books, refreshes, levels out of domain.
         self.counters: Counter[str] = Counter()
+        #: Anomalies by kind since construction; the pending ones wait in take_anomalies().
+        self.anomaly_counts: Counter[str] = Counter()
+        self._anomalies: list[Anomaly] = []
+        self._outbox: list[Action] = []
+        self._now: int | None = None  # book time of the last market update
+        if config.max_order_qty is not None and config.order_size > config.max_order_qty:
+            self._anomaly(AnomalyKind.CONFIG_BLOCKS_QUOTING, None,
+                          f"order_size {config.order_size} exceeds max_order_qty {config.max_order_qty}: "
+                          "the size limit blocks every level")
 
     # -- accessors ------------------------------------------------------------------------
 
@@ -113,6 +157,32 @@ class MarketMakerStrategy:
     def is_ready(self) -> bool:
         return self.base.ready and not self.killed
 
+    def possibly_live_orders(self) -> list[int]:
+        """Ids of every order that may rest at the exchange: all not confirmed gone."""
+        return [o.id for o in self.quote_manager.orders()]
+
+    # -- anomalies and deferred actions ---------------------------------------------------
+
+    def _anomaly(self, kind: AnomalyKind, order_id: int | None, detail: str) -> None:
+        self._anomalies.append(Anomaly(kind, order_id, detail))
+        self.anomaly_counts[kind.value] += 1
+
+    def _check(self, result: EventResult, order_id: int, what: str) -> EventResult:
+        kind = _RESULT_KINDS.get(result)
+        if kind is not None:
+            self._anomaly(kind, order_id, f"{what} of order {order_id}: {result.value}")
+        return result
+
+    def take_anomalies(self) -> list[Anomaly]:
+        """The anomalies raised since the last call, oldest first."""
+        taken, self._anomalies = self._anomalies, []
+        return taken
+
+    def take_actions(self) -> list[Action]:
+        """Actions an exchange event caused (see the module docstring), oldest first."""
+        taken, self._outbox = self._outbox, []
+        return taken
+
     # -- operator controls ----------------------------------------------------------------
 
     def arm(self) -> None:
@@ -126,21 +196,34 @@ class MarketMakerStrategy:
         self.base.ready = False
 
     def kill(self) -> list[Action]:
-        """Latch the kill switch and cancel every live order."""
+        """Latch the kill switch and cancel every order not confirmed gone.
+
+        Orders already pending-cancel get their cancel again (a lost cancel is re-sent;
+        a repeated one is harmless). A device that cannot be reached is reported, and
+        the cancels are returned all the same.
+        """
         self.killed = True
         self.base.ready = False
         hook = getattr(self.engine, "on_kill", None)
         if hook is not None:
-            hook()  # a hardware engine latches its own kill switch too
-        return [self._cancel(o.id) for o in self.quote_manager.orders() if o.state is not OrderState.PENDING_CANCEL]
+            try:
+                hook()  # a hardware engine latches its own kill switch too
+            except DEVICE_FAULTS as exc:
+                self._anomaly(AnomalyKind.DEVICE_FAULT, None, f"could not latch the device's kill switch: {exc}")
+        return self.take_actions() + [self._cancel(o.id) for o in self.quote_manager.orders()]
 
     def rearm(self) -> None:
-        """Clear the kill latch and arm again."""
-        self.killed = False
-        self.base.ready = True
+        """Clear the kill latch and arm again; a device that cannot be re-armed keeps the
+        strategy killed (reported)."""
         hook = getattr(self.engine, "on_rearm", None)
         if hook is not None:
-            hook()
+            try:
+                hook()
+            except DEVICE_FAULTS as exc:
+                self._anomaly(AnomalyKind.DEVICE_FAULT, None, f"could not re-arm the device: {exc}")
+                return
+        self.killed = False
+        self.base.ready = True
 
     # -- quoting (docs/spec.md §4-§6) ---------------------------------------------------
 
@@ -218,42 +301,105 @@ class MarketMakerStrategy:
         return NewOrder(order_id, side, price, qty)
 
     def _cancel(self, order_id: int) -> CancelOrder:
-        self.quote_manager.request_cancel(order_id)
+        self.quote_manager.request_cancel(order_id, self._now)
         return CancelOrder(order_id)
+
+    def _device_fault(self, exc: BaseException) -> list[Action]:
+        """The engine failed mid-update: kill, report which orders may still be live."""
+        live = self.possibly_live_orders()
+        self._anomaly(AnomalyKind.DEVICE_FAULT, None,
+                      f"quote device failed ({type(exc).__name__}: {exc}); killed; orders that may be "
+                      f"live: {live}")
+        return self.kill()
 
     # -- strategy callbacks ---------------------------------------------------------------
 
     def on_market_data(self, book: BookUpdate) -> list[Action]:
+        """The actions for one book update (see the module docstring for device faults).
+
+        While the position is outside the device's domain (only after a fill past the
+        hard limit, which killed the strategy) no engine is asked for a ladder, so every
+        engine behaves alike.
+        """
         validate_book(book)
+        self._now = book.ts
         mid = book_mid(self._config, book)
         self.base.update_mark(mid)
         if book.crossed:
             self.counters["crossed_books"] += 1
-        actions: list[Action] = []
+        actions: list[Action] = self.take_actions()
+        if self._config.cancel_timeout_ns is not None:
+            for order in self.quote_manager.overdue_cancels(book.ts, self._config.cancel_timeout_ns):
+                self._anomaly(AnomalyKind.CANCEL_TIMEOUT, order.id,
+                              f"cancel of order {order.id} sent at {order.cancel_sent_ts} not confirmed by "
+                              f"{book.ts}")
         if not self._config.is_legacy:
             actions += self.generate_cancels(book)
-        decision = self.engine.quote(
-            book,
-            self.base.position,
-            self.quote_manager.open_bid_qty,
-            self.quote_manager.open_ask_qty,
-            self.is_ready,
-        )
+        if abs(self.base.position) > POSITION_MAX:
+            return actions
+        try:
+            decision = self.engine.quote(
+                book,
+                self.base.position,
+                self.quote_manager.open_bid_qty,
+                self.quote_manager.open_ask_qty,
+                self.is_ready,
+            )
+        except DEVICE_FAULTS as exc:
+            return actions + self._device_fault(exc)
         if decision.refresh:
             actions += self.generate_quotes(book, decision.ladder)
         return actions
 
     def on_fill(self, fill: Fill) -> EventResult:
-        """Position and P&L always move; the QuoteManager reports unknown ids etc."""
+        """Position and P&L always move; the QuoteManager reports unknown ids etc.
+
+        A fill past the hard position limit latches the kill switch (its cancels wait in
+        :meth:`take_actions`).
+        """
         validate_fill(fill)
+        side = Side(fill.side)
+        order = self.quote_manager.get(fill.id)
+        if order is not None and order.side is side:
+            if not order.acked and not order.filled:
+                self._anomaly(AnomalyKind.FILL_BEFORE_ACK, fill.id, f"fill of order {fill.id} before its ack")
+            if fill.price != order.price:
+                self._anomaly(AnomalyKind.WRONG_PRICE, fill.id,
+                              f"fill of order {fill.id} at {fill.price}, the order's price is {order.price}")
         self.base.apply_fill(fill)
-        return self.quote_manager.on_fill(fill.id, fill.qty, Side(fill.side))
+        result = self._check(self.quote_manager.on_fill(fill.id, fill.qty, side), fill.id, "fill")
+        limit = self._config.hard_position_limit
+        if abs(self.base.position) > limit:
+            self._anomaly(AnomalyKind.POSITION_LIMIT, fill.id,
+                          f"position {self.base.position} is past the hard limit {limit}; killed")
+            self._outbox += self.kill()
+        return result
 
     def on_order_ack(self, order_id: int) -> EventResult:
-        return self.quote_manager.on_order_ack(order_id)
+        return self._check(self.quote_manager.on_order_ack(order_id), order_id, "ack")
 
     def on_order_reject(self, order_id: int) -> EventResult:
-        return self.quote_manager.on_order_reject(order_id)
+        """A new order refused by the exchange. An order it had acked or filled is kept."""
+        return self._check(self.quote_manager.on_order_reject(order_id), order_id, "reject")
 
     def on_order_cancel(self, order_id: int) -> EventResult:
-        return self.quote_manager.on_cancel(order_id)
+        return self._check(self.quote_manager.on_cancel(order_id), order_id, "cancel confirmation")
+
+    def on_cancel_reject(self, order_id: int, unknown_order: bool = False) -> EventResult:
+        """The exchange refused a cancel.
+
+        With ``unknown_order`` the exchange no longer has the order (it was filled or
+        cancelled before the cancel arrived): the order is gone, as after a cancel
+        confirmation; a fill still on its way moves the position all the same. Otherwise
+        the order is live and open again; while killed its cancel is sent again (in
+        :meth:`take_actions`).
+        """
+        if unknown_order:
+            result = self.quote_manager.on_cancel(order_id)
+            if result is EventResult.FINISHED:
+                return EventResult.OK  # the expected answer to a cancel sent again
+            return self._check(result, order_id, "cancel reject")
+        result = self._check(self.quote_manager.on_cancel_reject(order_id), order_id, "cancel reject")
+        if result is EventResult.OK and self.killed:
+            self._outbox.append(self._cancel(order_id))
+        return result

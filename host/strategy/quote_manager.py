@@ -3,6 +3,12 @@
 Events from the exchange can be late, duplicated or wrong. Each handler returns an
 ``EventResult``; anything other than ``OK`` is counted in ``error_counts`` and leaves
 the order book exactly as it was (an overfill still removes the order it fills).
+
+An order stays tracked until the exchange confirms it gone (a fill to zero, a cancel
+confirmation, or a reject of an order the exchange never accepted), so ``orders()`` is
+at every moment the set of orders that may be live at the exchange. Each order remembers
+whether it was ever acked or filled: a "reject" after either contradicts the exchange's
+own earlier word and is refused (the order is kept).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class EventResult(StrEnum):
     WRONG_SIDE = "wrong-side"
     INVALID_STATE = "invalid-state"
     INVALID_QUANTITY = "invalid-quantity"
+    REJECT_OF_LIVE_ORDER = "reject-of-live-order"
 
 
 @dataclass(slots=True)
@@ -38,6 +45,12 @@ class TrackedOrder:
     state: OrderState
     #: Listing key: best price first (highest bid, lowest ask), then oldest id.
     priority: tuple[int, int] = (0, 0)
+    #: The exchange acknowledged it at some point (or filled it: a fill implies an ack).
+    acked: bool = False
+    filled: bool = False
+    #: Book time of the last cancel request, and whether its timeout was reported.
+    cancel_sent_ts: int | None = None
+    cancel_overdue: bool = False
 
     def __post_init__(self) -> None:
         self.priority = (-self.price if self.side is Side.BUY else self.price, self.id)
@@ -55,6 +68,7 @@ class QuoteManager:
         self._next_id = 1
         self._allocated: set[int] = set()
         self._live_qty = {Side.BUY: 0, Side.SELL: 0}
+        self._pending_cancel: dict[int, TrackedOrder] = {}
         self.error_counts: Counter[EventResult] = Counter()
 
     # -- ids ------------------------------------------------------------------------------
@@ -100,8 +114,9 @@ class QuoteManager:
         order = self._orders.get(order_id)
         if order is None:
             return self._report(self._classify_missing(order_id))
-        if order.state is OrderState.OPEN:
+        if order.acked:
             return self._report(EventResult.DUPLICATE)
+        order.acked = True
         if order.state is OrderState.PENDING_ACK:
             order.state = OrderState.OPEN
         # An ack for an order we already asked to cancel leaves it pending-cancel.
@@ -111,10 +126,23 @@ class QuoteManager:
         order = self._orders.get(order_id)
         if order is None:
             return self._report(self._classify_missing(order_id))
-        if order.state is OrderState.OPEN:
-            # The exchange already accepted it; a reject now contradicts the ack.
-            return self._report(EventResult.INVALID_STATE)
+        if order.acked or order.filled:
+            # The exchange already accepted it; a reject now contradicts that: keep it.
+            return self._report(EventResult.REJECT_OF_LIVE_ORDER)
         self._remove(order)
+        return EventResult.OK
+
+    def on_cancel_reject(self, order_id: int) -> EventResult:
+        """The exchange refused a cancel: the order is live, open again (a new cancel may follow)."""
+        order = self._orders.get(order_id)
+        if order is None:
+            return self._report(self._classify_missing(order_id))
+        if order.state is not OrderState.PENDING_CANCEL:
+            return self._report(EventResult.INVALID_STATE)
+        order.state = OrderState.OPEN
+        order.acked = True
+        order.cancel_sent_ts, order.cancel_overdue = None, False
+        del self._pending_cancel[order.id]
         return EventResult.OK
 
     def on_fill(self, order_id: int, qty: int, side: Side | None = None) -> EventResult:
@@ -129,11 +157,13 @@ class QuoteManager:
         if qty > order.remaining:
             self._remove(order)
             return self._report(EventResult.OVERFILL)
+        order.filled = True
+        if order.state is OrderState.PENDING_ACK:
+            order.state = OrderState.OPEN  # a fill implies the exchange has it
         order.remaining -= qty
         self._live_qty[order.side] -= qty
         if order.remaining == 0:
-            del self._orders[order.id]
-            del self._by_side[order.side][order.id]
+            self._remove(order)
         return EventResult.OK
 
     def on_cancel(self, order_id: int) -> EventResult:
@@ -144,25 +174,39 @@ class QuoteManager:
         self._remove(order)
         return EventResult.OK
 
-    def request_cancel(self, order_id: int) -> EventResult:
-        """Mark a live order pending-cancel; the caller sends the cancel."""
+    def request_cancel(self, order_id: int, ts: int | None = None) -> EventResult:
+        """Mark a live order pending-cancel as its cancel is sent (at book time ``ts``).
+
+        Sending a cancel again for an order already pending-cancel is allowed (a kill
+        re-sends every cancel not yet confirmed); its timeout starts again.
+        """
         order = self._orders.get(order_id)
         if order is None:
             return self._report(self._classify_missing(order_id))
-        if order.state is OrderState.PENDING_CANCEL:
-            return self._report(EventResult.DUPLICATE)
         order.state = OrderState.PENDING_CANCEL
+        order.cancel_sent_ts, order.cancel_overdue = ts, False
+        self._pending_cancel[order.id] = order
         return EventResult.OK
+
+    def overdue_cancels(self, now: int, timeout: int) -> list[TrackedOrder]:
+        """Pending-cancel orders whose cancel went out more than ``timeout`` ago, each once."""
+        due = [o for o in self._pending_cancel.values()
+               if not o.cancel_overdue and o.cancel_sent_ts is not None and now - o.cancel_sent_ts > timeout]
+        for order in due:
+            order.cancel_overdue = True
+        return sorted(due, key=self.listing_key)
 
     def clear(self) -> None:
         """Forget every order (e.g. after a session reset); ids keep counting up."""
         self._orders.clear()
         self._by_side = {Side.BUY: {}, Side.SELL: {}}
         self._live_qty = {Side.BUY: 0, Side.SELL: 0}
+        self._pending_cancel.clear()
 
     def _remove(self, order: TrackedOrder) -> None:
         del self._orders[order.id]
         del self._by_side[order.side][order.id]
+        self._pending_cancel.pop(order.id, None)
         self._live_qty[order.side] -= order.remaining
 
     # -- queries --------------------------------------------------------------------------

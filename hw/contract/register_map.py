@@ -38,6 +38,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
+from nanoquote.host.strategy.domain import MAX_LEVELS_LIMIT
 from nanoquote.hw.contract.coefficients import (
     BASE_SPREAD_BITS,
     LIVE_QTY_BITS,
@@ -51,6 +52,7 @@ from nanoquote.hw.contract.coefficients import (
     TS_BITS,
     recip_bits,
 )
+from nanoquote.hw.contract.widths import DatapathWidths
 
 __all__ = [
     "Access", "Field", "Counter", "Register", "RegisterMap", "register_map", "CONSTANT_GROUPS",
@@ -275,8 +277,9 @@ RISK_BLOCK_BASE = 0x200
 
 def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) -> RegisterMap:
     """The map of a build; ladder registers depend on ``max_levels`` (at most 16)."""
-    if not 1 <= max_levels <= 16:
-        raise ValueError(f"max_levels must be in 1..16, got {max_levels}")
+    if not 1 <= max_levels <= MAX_LEVELS_LIMIT:
+        raise ValueError(f"max_levels must be in 1..{MAX_LEVELS_LIMIT}, got {max_levels}")
+    DatapathWidths(max_levels, price_bits)  # price_bits within what the datapath supports
     P = price_bits
     regs: list[Register] = [
         Register("MAGIC", 0x000, Access.RO, _one("magic", 32, "constant 0x4E514F54 ('NQOT')", MAGIC),
@@ -466,4 +469,4 @@ def render_json(rmap: RegisterMap) -> str:
             for r in rmap
         ],
     }
-    return json.dumps(data, indent=2) + "\n"
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"

@@ -20,6 +20,8 @@ from nanoquote.hw.contract.register_map import (
     render_markdown,
 )
 
+from nanoquote.cli import count, describe_os_error, write_stdout, write_text_file
+
 __all__ = ["RENDERERS", "pipeline_latency", "build_map", "render", "configure", "run"]
 
 #: format name -> renderer
@@ -46,7 +48,7 @@ def render(fmt: str, max_levels: int = 8, price_bits: int = 31) -> str:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(RENDERERS), default="markdown",
                         help="output format (default: markdown)")
-    parser.add_argument("--max-levels", type=int, default=8, metavar="N",
+    parser.add_argument("--max-levels", type=count, default=8, metavar="N",
                         help="build-time maximum ladder levels, 1..16 (default: 8)")
     parser.add_argument("--price-bits", type=int, default=31, metavar="BITS",
                         help="price width of the build (default: 31)")
@@ -61,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"nanoquote regs: {exc}", file=sys.stderr)
         return 2
     if args.output is None:
-        sys.stdout.write(text)
+        write_stdout(text)
     else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        try:
+            write_text_file(args.output, text, make_parents=True)
+        except OSError as exc:
+            print(f"nanoquote regs: error: cannot write {describe_os_error(exc, args.output)}", file=sys.stderr)
+            return 2
     return 0

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nanoquote.cli import count, describe_os_error
+
 __all__ = ["configure", "run", "parse_seeds", "print_summary"]
 
 
@@ -36,6 +38,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             seeds += range(int(low), int(high or low) + 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use N, A-B or A,B,C") from None
+    if any(seed < 0 for seed in seeds):
+        raise argparse.ArgumentTypeError(f"bad seed list {text!r}: seeds are >= 0")
     if not seeds:
         raise argparse.ArgumentTypeError(f"bad seed list {text!r}: no seed")
     return tuple(seeds)
@@ -52,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="placer seed, or several: one place and route per seed (default: 1)")
     parser.add_argument("--top", default="top", metavar="top|pipeline|MODULE:FACTORY",
                         help="design to build (default: top, the full top level)")
-    parser.add_argument("--max-levels", type=int, default=8, metavar="N", help="ladder levels (default: 8)")
+    parser.add_argument("--max-levels", type=count, default=8, metavar="N", help="ladder levels (default: 8)")
     parser.add_argument("--price-bits", type=int, default=31, metavar="BITS", help="price width (default: 31)")
     parser.add_argument("--build-dir", type=Path, default=None, metavar="DIR",
                         help="build directory (default: build/ecp5 of the checkout, or "
@@ -66,7 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--placer", choices=("heap", "sa", "static"), help="nextpnr placer (default: nextpnr's)")
     parser.add_argument("--router", choices=("router1", "router2"), help="nextpnr router (default: nextpnr's)")
     parser.add_argument("--tmg-ripup", action="store_true", help="nextpnr --tmg-ripup")
-    parser.add_argument("--timing-weight", type=int, default=DEFAULT_TIMING_WEIGHT, metavar="N",
+    parser.add_argument("--timing-weight", type=count, default=DEFAULT_TIMING_WEIGHT, metavar="N",
                         help=f"nextpnr --placer-heap-timingweight (default: {DEFAULT_TIMING_WEIGHT}; nextpnr's is 10)")
     parser.add_argument("--no-bitstream", dest="bitstream", action="store_false", help="skip ecppack")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress display")
@@ -151,8 +155,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print_summary(result, console)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]nanoquote build:[/] cannot write {str(args.json)!r}: "
+                      f"{describe_os_error(exc) if isinstance(exc, OSError) else exc}", highlight=False)
+            return 2
     return 0 if result["pass"] else 1
 
 

@@ -461,7 +461,7 @@ def run_build(options: BuildOptions, progress: Progress | None = None, design=No
                   "bitstream": str(bitstream) if bitstream else None},
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
     }
-    (build_dir / "build.json").write_text(json.dumps(result, indent=2) + "\n")
+    (build_dir / "build.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

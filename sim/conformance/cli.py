@@ -14,6 +14,8 @@ import sys
 from nanoquote.sim.conformance.amaranth_runner import Handshake
 from nanoquote.sim.conformance.runs import BACKENDS, run_conformance
 
+from nanoquote.cli import count
+
 __all__ = ["configure", "run"]
 
 
@@ -27,19 +29,19 @@ def _probability(text: str) -> float:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="verilator")
     parser.add_argument("--policy", choices=("legacy", "exchange"), default="exchange")
-    parser.add_argument("--vectors", type=int, default=10_000,
+    parser.add_argument("--vectors", type=count, default=10_000,
                         help="random vectors to play (ignored with --exhaustive)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed of the vectors and handshake patterns (default: random, printed)")
     parser.add_argument("--exhaustive", action="store_true",
                         help="the exhaustive grid: every position x every residue of bid+ask mod 2T "
                              "for a grid of configurations, plus corner books")
-    parser.add_argument("--max-levels", type=int, default=8, help="build-time maximum of levels")
+    parser.add_argument("--max-levels", type=count, default=8, help="build-time maximum of levels")
     parser.add_argument("--idle", type=_probability, default=0.05,
                         help="probability the driver idles a cycle (default 0.05)")
     parser.add_argument("--stall", type=_probability, default=0.05,
                         help="probability o.ready is low in a cycle (default 0.05)")
-    parser.add_argument("--chunk", type=int, default=100_000,
+    parser.add_argument("--chunk", type=count, default=100_000,
                         help="vectors per simulator run (each starts from reset)")
     parser.add_argument("--random-reset", action="store_true",
                         help="verilator: start every register random (+verilator+rand+reset+2)")
@@ -58,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             max_levels=args.max_levels, handshake=Handshake(args.idle, args.stall, seed),
             chunk_vectors=args.chunk, plusargs=plusargs,
         )
+    except BrokenPipeError:  # output into a closed pipe: nanoquote.cli ends quietly
+        raise
     except Exception as exc:  # report any failure with the seed, exit non-zero
         print(f"conformance: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"conformance: error, no result (seed {seed})")

@@ -16,8 +16,9 @@ From another process::
         bus.close()                     # ends the server
 
 or ``python -m nanoquote.sim.servers.amaranth_server [--max-levels N] [--vcd out.vcd]``, which
-prints ``NANOQUOTE_PORT <port>`` and serves. ``NANOQUOTE_VCD=<path>`` also records a
-waveform.
+prints ``NANOQUOTE_PORT <port> <token>`` and serves (a client's hello must present the
+token: ``SocketBus(port=port, token=int(token, 16))``). ``NANOQUOTE_VCD=<path>`` also
+records a waveform.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from contextlib import nullcontext
 
 from amaranth.sim import Simulator
 from nanoquote.sim.servers.server_process import (
+    FRAME_TIMEOUT,
     SimServer,
     announce_port,
     launch,
     listen,
+    new_token,
     serve_requests,
 )
 from nanoquote.sim.testbenches.amaranth_axil_master import CLOCK_PERIOD, AxiLiteSimMaster
@@ -41,11 +44,13 @@ from nanoquote.sim.testbenches.amaranth_axil_master import CLOCK_PERIOD, AxiLite
 __all__ = ["serve", "start_amaranth_server", "main"]
 
 
-def serve(dut, listener, *, vcd: str | None = None, announce: bool = False) -> None:
+def serve(dut, listener, *, vcd: str | None = None, announce: bool = False, token: int | None = None,
+          frame_timeout: float | None = FRAME_TIMEOUT) -> None:
     """Simulate ``dut`` (a component with an ``axil`` port) serving ``listener`` until closed.
 
-    With ``announce``, the port marker is printed once the design has elaborated, so a
-    design that fails to elaborate never looks like a listening server.
+    A client's hello must present ``token`` (``None``: any). With ``announce``, the port
+    marker (and the token) is printed once the design has elaborated, so a design that
+    fails to elaborate never looks like a listening server.
     """
     sim = Simulator(dut)
     sim.add_clock(CLOCK_PERIOD)
@@ -56,11 +61,12 @@ def serve(dut, listener, *, vcd: str | None = None, announce: bool = False) -> N
             ctx.set(dut.o.ready, 1)  # register-only deployment: nobody back-pressures ladders
         master = AxiLiteSimMaster(ctx, dut.axil)
         await ctx.tick().repeat(2)
-        await serve_requests(listener, master.read, master.write, master.idle, addr_width)
+        await serve_requests(listener, master.read, master.write, master.idle, addr_width, token=token,
+                             frame_timeout=frame_timeout)
 
     sim.add_testbench(testbench)
     if announce:
-        announce_port(listener)
+        announce_port(listener, token)
     vcd = vcd or os.environ.get("NANOQUOTE_VCD")
     with sim.write_vcd(vcd) if vcd else nullcontext():
         sim.run()
@@ -74,21 +80,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vcd", default=None, help="write a waveform to this file")
     parser.add_argument("--accept-timeout", type=float, default=600.0,
                         help="give up when no client connects for this many seconds")
+    parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT,
+                        help="drop a client that stalls this many seconds within a frame")
     args = parser.parse_args(argv)
     from nanoquote.hw.verilog import design
 
     dut = design("top", args.max_levels, args.price_bits, args.addr_width)
     listener = listen(timeout=args.accept_timeout)
     with listener:
-        serve(dut, listener, vcd=args.vcd, announce=True)
+        serve(dut, listener, vcd=args.vcd, announce=True, token=new_token(), frame_timeout=args.frame_timeout)
     return 0
 
 
 def start_amaranth_server(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
-                          vcd: str | None = None, timeout: float = 120.0) -> SimServer:
+                          vcd: str | None = None, frame_timeout: float = FRAME_TIMEOUT,
+                          timeout: float = 120.0) -> SimServer:
     """Run the Amaranth-simulated device in a subprocess; returns ``(process, port)``."""
     argv = [sys.executable, "-m", "nanoquote.sim.servers.amaranth_server", "--max-levels", str(max_levels),
-            "--price-bits", str(price_bits), "--addr-width", str(addr_width)]
+            "--price-bits", str(price_bits), "--addr-width", str(addr_width), "--frame-timeout", str(frame_timeout)]
     if vcd:
         argv += ["--vcd", vcd]
     return launch(argv, name="Amaranth server (python -m nanoquote.sim.servers.amaranth_server)", timeout=timeout)

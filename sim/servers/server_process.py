@@ -1,6 +1,6 @@
 """What every device server shares: the request loop, the listener and the process handle.
 
-A server listens on a loopback port and answers the wire protocol of
+A server listens on a loopback port (127.0.0.1 only) and answers the wire protocol of
 :mod:`nanoquote.host.device.wire`. :func:`answer_requests` is the one request loop: it
 awaits the ``read``/``write``/``idle`` coroutines it is given, so the Amaranth and the
 cocotb servers (whose coroutines advance simulated time) and the in-process bus server
@@ -8,11 +8,20 @@ cocotb servers (whose coroutines advance simulated time) and the in-process bus 
 completion under :func:`run_sync`) all use it. :func:`serve_requests` accepts
 connections until a client sends ``OP_CLOSE``. :class:`SimServer` is the parent's handle
 on a server process, from :func:`launch`.
+
+One client at a time: while one is served, another is answered ``RESP_BUSY`` and closed.
+A connection must open with a hello presenting the server's token (a random
+:func:`new_token`, handed to the parent on the port-marker line); one that does not is
+refused and closed. A client that stalls in the middle of a frame (or does not say hello)
+for ``frame_timeout`` seconds, resets, vanishes with answers pending or sends garbage
+loses its connection, never the server, which goes on to the next connection.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -25,21 +34,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nanoquote.host.device.bus import BusError, Resp, SocketBus
+from nanoquote.host.device.bus import BusError, LinkError, Resp, SocketBus
 from nanoquote.host.device.wire import (
+    MAX_IDLE_CYCLES,
     OP_CLOSE,
+    OP_HELLO,
     OP_IDLE,
     OP_READ,
     OP_WRITE,
+    PROTOCOL_VERSION,
+    RESP_BUSY,
+    RESP_REFUSED,
+    SEND_FLAGS,
+    TOKEN_BITS,
+    Request,
     encode_response,
+    hello_token,
     recv_request,
 )
 
-__all__ = ["PORT_MARKER", "SimServer", "launch", "listen", "answer_requests", "serve_requests",
-           "run_sync", "announce_port"]
+__all__ = ["PORT_MARKER", "FRAME_TIMEOUT", "ServerExited", "SimServer", "launch", "listen",
+           "answer_requests", "serve_requests", "run_sync", "announce_port", "new_token"]
 
-#: The first line a server process prints on stdout: ``NANOQUOTE_PORT <port>``.
+#: The first line a server process prints on stdout: ``NANOQUOTE_PORT <port> <token>``
+#: (the token in hex; only the parent, which reads the pipe, learns it).
 PORT_MARKER = "NANOQUOTE_PORT"
+#: Seconds a client may take over one frame (and over its hello, from the accept).
+FRAME_TIMEOUT = 10.0
 
 ReadFn = Callable[[int], Awaitable[tuple[int, int]]]
 WriteFn = Callable[[int, int, int], Awaitable[int]]
@@ -47,59 +68,170 @@ IdleFn = Callable[[int], Awaitable[None]]
 T = TypeVar("T")
 
 
-async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
-                          addr_width: int | None = None) -> bool:
-    """Answer the requests on ``conn``; ``True`` when the client sent ``OP_CLOSE``,
-    ``False`` when it closed the connection.
+class _Dropped(Exception):
+    """The connection is given up (reset, broken pipe, stalled, refused)."""
 
-    ``read(address) -> (resp, data)``, ``write(address, value, strobe) -> resp`` and
-    ``idle(cycles)`` perform the accesses. A misaligned address answers SLVERR and, with
-    ``addr_width``, an address beyond the bus DECERR (as an interconnect would), both
-    without an access. An access that raises :class:`~nanoquote.host.device.bus.BusError`
-    answers its response code, one that raises ``ValueError`` (a malformed request)
-    SLVERR; an unknown op answers SLVERR. Only the strobe's four low bits are passed on.
+
+def _log(message: str) -> None:
+    print(f"nanoquote server: {message}", file=sys.stderr, flush=True)
+
+
+def _send(conn: socket.socket, frame: bytes) -> None:
+    try:
+        conn.sendall(frame, SEND_FLAGS)
+    except OSError as exc:
+        raise _Dropped(f"the client went away ({exc})") from None
+
+
+def _recv(conn: socket.socket, frame_timeout: float | None) -> Request | None:
+    if frame_timeout is None:
+        conn.settimeout(None)
+    try:
+        return recv_request(conn, frame_timeout)
+    except TimeoutError:
+        raise _Dropped(f"the client stalled for {frame_timeout} s in the middle of a frame") from None
+    except OSError as exc:
+        raise _Dropped(f"the connection broke ({exc})") from None
+
+
+def _same_token(presented: int, token: int) -> bool:
+    size = TOKEN_BITS // 8
+    return hmac.compare_digest(presented.to_bytes(size, "little"), token.to_bytes(size, "little"))
+
+
+def _greet(conn: socket.socket, token: int | None, frame_timeout: float | None) -> bool:
+    """Read the hello; answer OKAY, or refuse it (and ``False``)."""
+    hello = _recv(conn, frame_timeout)
+    if hello is None:
+        return False
+    if hello.op != OP_HELLO:
+        why = f"its first frame is op {hello.op}, not a hello"
+    elif hello.strobe != PROTOCOL_VERSION:
+        why = f"it speaks wire protocol {hello.strobe}"
+    elif token is not None and not _same_token(hello_token(hello), token):
+        why = "wrong or missing token"
+    else:
+        _send(conn, encode_response(Resp.OKAY, hello.seq, PROTOCOL_VERSION))
+        return True
+    _send(conn, encode_response(RESP_REFUSED, hello.seq, PROTOCOL_VERSION))
+    _log(f"refused a client: {why}")
+    return False
+
+
+def _refuse_busy(listener: socket.socket, frame_timeout: float | None) -> None:
+    """Accept the waiting connection, answer its hello ``RESP_BUSY`` and close it."""
+    timeout = listener.gettimeout()
+    listener.setblocking(False)
+    try:
+        conn, _ = listener.accept()
+    except (BlockingIOError, ConnectionError):
+        return  # it went away before we got to it
+    finally:
+        listener.settimeout(timeout)
+    with conn:
+        try:
+            hello = recv_request(conn, min(frame_timeout or 1.0, 1.0))
+            conn.sendall(encode_response(RESP_BUSY, 0 if hello is None else hello.seq, PROTOCOL_VERSION),
+                         SEND_FLAGS)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    _log("refused a second client: busy")
+
+
+def _next_request(conn: socket.socket, listener: socket.socket | None,
+                  frame_timeout: float | None) -> Request | None:
+    """The next request on ``conn`` (``None``: closed); other clients meanwhile are refused."""
+    while True:
+        if listener is None:
+            return _recv(conn, frame_timeout)
+        try:
+            readable, _, _ = select.select([conn, listener], [], [])
+        except (OSError, ValueError) as exc:
+            raise _Dropped(f"cannot wait on the connection ({exc})") from None
+        if conn in readable:  # first: a client that reconnects has closed its old link
+            return _recv(conn, frame_timeout)
+        _refuse_busy(listener, frame_timeout)
+
+
+async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
+                          addr_width: int | None = None, *, token: int | None = None,
+                          listener: socket.socket | None = None,
+                          frame_timeout: float | None = FRAME_TIMEOUT) -> bool:
+    """Answer the requests on ``conn``; ``True`` when the client sent ``OP_CLOSE``,
+    ``False`` when the connection ended otherwise.
+
+    The first frame must be a hello with ``token`` (``None``: any token), else the
+    connection is refused. ``read(address) -> (resp, data)``, ``write(address, value,
+    strobe) -> resp`` and ``idle(cycles)`` perform the accesses; every answer echoes its
+    request's ``seq``. A misaligned address answers SLVERR and, with ``addr_width``, an
+    address beyond the bus DECERR (as an interconnect would), both without an access. An
+    access that raises :class:`~nanoquote.host.device.bus.BusError` answers its response
+    code, one that raises ``ValueError`` (a malformed request) SLVERR; an unknown op, a
+    second hello and an idle beyond ``MAX_IDLE_CYCLES`` answer SLVERR. Only the strobe's
+    four low bits are passed on.
+
+    With ``listener``, a client that connects meanwhile is answered busy and closed. A
+    connection that breaks, stalls ``frame_timeout`` seconds within a frame (or before
+    its hello) or is refused ends with ``False`` (and a line on stderr), never an error.
     """
     limit = None if addr_width is None else 1 << addr_width
-    while (request := recv_request(conn)) is not None:
-        op, address, value, strobe = request
-        if op == OP_CLOSE:
-            return True
-        resp, data = int(Resp.OKAY), 0
-        try:
-            if op in (OP_READ, OP_WRITE) and address % 4:
-                resp = int(Resp.SLVERR)
-            elif op in (OP_READ, OP_WRITE) and limit is not None and address >= limit:
-                resp = int(Resp.DECERR)
-            elif op == OP_READ:
-                resp, data = await read(address)
-            elif op == OP_WRITE:
-                resp = await write(address, value, strobe & 0xF)
-            elif op == OP_IDLE:
-                await idle(value)
-            else:
-                resp = int(Resp.SLVERR)
-        except BusError as exc:
-            resp, data = int(exc.resp), 0
-        except ValueError:
-            resp, data = int(Resp.SLVERR), 0
-        conn.sendall(encode_response(resp, data))
+    try:
+        if not _greet(conn, token, frame_timeout):
+            return False
+        while (request := _next_request(conn, listener, frame_timeout)) is not None:
+            op, seq, address, value, strobe = request
+            if op == OP_CLOSE:
+                return True
+            resp, data = int(Resp.OKAY), 0
+            try:
+                if op in (OP_READ, OP_WRITE) and address % 4:
+                    resp = int(Resp.SLVERR)
+                elif op in (OP_READ, OP_WRITE) and limit is not None and address >= limit:
+                    resp = int(Resp.DECERR)
+                elif op == OP_READ:
+                    resp, data = await read(address)
+                elif op == OP_WRITE:
+                    resp = await write(address, value, strobe & 0xF)
+                elif op == OP_IDLE and value <= MAX_IDLE_CYCLES:
+                    await idle(value)
+                else:
+                    resp = int(Resp.SLVERR)
+            except BusError as exc:
+                resp, data = int(exc.resp), 0
+            except ValueError:
+                resp, data = int(Resp.SLVERR), 0
+            _send(conn, encode_response(resp, seq, data))
+    except _Dropped as exc:
+        _log(f"dropped a client: {exc}")
     return False
 
 
 async def serve_requests(listener: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
-                         addr_width: int | None = None) -> None:
+                         addr_width: int | None = None, *, token: int | None = None,
+                         frame_timeout: float | None = FRAME_TIMEOUT) -> None:
     """Accept connections and answer them (:func:`answer_requests`) until ``OP_CLOSE``.
 
     The socket calls block the simulator, which is the point: simulated time stands
-    still while the host thinks. A client that disconnects without ``OP_CLOSE`` leaves
-    the server waiting for the next connection (until the listener's timeout).
+    still while the host thinks. A client that disconnects without ``OP_CLOSE`` (or
+    loses its connection) leaves the server waiting for the next connection, until the
+    listener's timeout (``TimeoutError``).
     """
     while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn.settimeout(None)
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            raise
+        except ConnectionError:
+            continue  # the client went away before the accept
         with conn:
-            if await answer_requests(conn, read, write, idle, addr_width):
+            try:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.settimeout(None)
+            except OSError:
+                continue
+            if await answer_requests(conn, read, write, idle, addr_width, token=token, listener=listener,
+                                     frame_timeout=frame_timeout):
                 return
 
 
@@ -120,20 +252,44 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def listen(port: int = 0, timeout: float | None = None) -> socket.socket:
-    """A listening socket on 127.0.0.1 (port 0: any free port, see ``getsockname()``);
-    ``accept`` gives up after ``timeout`` seconds (``None``: never)."""
+    """A listening socket on 127.0.0.1, loopback only (port 0: any free port, see
+    ``getsockname()``); ``accept`` gives up after ``timeout`` seconds (``None``: never)."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
-    server.listen(1)
+    server.listen(4)  # room for the clients that are refused busy
     server.settimeout(timeout)
     return server
 
 
-def announce_port(listener: socket.socket) -> None:
-    """Print the port marker on stdout, then send stdout to stderr (the parent stops reading)."""
-    print(f"{PORT_MARKER} {listener.getsockname()[1]}", flush=True)
+def new_token() -> int:
+    """A random, non-zero token for a server's hello (``SocketBus`` without one sends 0)."""
+    return secrets.randbits(TOKEN_BITS) or 1
+
+
+def announce_port(listener: socket.socket, token: int | None = None) -> None:
+    """Print the port marker (with the token) on stdout, then send stdout to stderr (the
+    parent stops reading, and nothing else printed can reach it)."""
+    marker = f"{PORT_MARKER} {listener.getsockname()[1]}"
+    print(marker if token is None else f"{marker} {token:016x}", flush=True)
     os.dup2(2, 1)
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name} (exit status {code})"
+        except ValueError:
+            pass
+    return f"exited with status {code}"
+
+
+class ServerExited(LinkError, RuntimeError):
+    """A server process has ended: before it listened, or in the middle of a session."""
+
+    def __init__(self, name: str, code: int, when: str = "") -> None:
+        super().__init__(f"{name} {_exit_status(code)}{when}")
+        self.name, self.code = name, code
 
 
 @dataclass
@@ -141,9 +297,10 @@ class SimServer:
     """A running simulator server: ``process, port = start_...()`` unpacks it.
 
     Use as a context manager, or call :meth:`stop`; :meth:`connect` opens a
-    :class:`~nanoquote.host.device.bus.SocketBus` to it (one client at a time).
-    ``results`` is the cocotb results file of a cocotb server (a failed test there makes
-    :meth:`stop` return 1); ``run_dir`` is deleted by :meth:`stop`.
+    :class:`~nanoquote.host.device.bus.SocketBus` to it with its ``token`` (one client at
+    a time: another is refused busy). ``results`` is the cocotb results file of a cocotb
+    server (a failed test there makes :meth:`stop` return 1); ``run_dir`` is deleted by
+    :meth:`stop`.
     """
 
     process: subprocess.Popen
@@ -151,12 +308,27 @@ class SimServer:
     name: str = "simulator server"
     results: Path | None = None
     run_dir: Path | None = None
+    token: int | None = None
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.process, self.port))
 
     def connect(self, timeout: float = 60.0) -> SocketBus:
-        return SocketBus("127.0.0.1", self.port, timeout=timeout)
+        """A bus to this server; its link faults name the server (and its exit status)."""
+        self.check()
+        return SocketBus("127.0.0.1", self.port, timeout=timeout, token=self.token, name=self.name,
+                         check_server=self.check)
+
+    def check(self, grace: float = 0.0) -> None:
+        """Raise :class:`ServerExited` if the process has ended (waiting up to ``grace`` s)."""
+        code = self.process.poll()
+        if code is None and grace > 0:
+            try:
+                code = self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                return
+        if code is not None:
+            raise ServerExited(self.name, code, "; its link is gone (its output is above)")
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """Wait for the server to end (after a client's ``close``), else terminate it.
@@ -215,8 +387,9 @@ def launch(argv: Sequence[str], *, name: str | None = None, timeout: float = 300
     """Start ``argv`` (a server process) and wait for its port marker.
 
     ``name`` says which server it is in errors (default: the command); ``results`` and
-    ``run_dir`` go to the :class:`SimServer`. A server that ends or stays silent before
-    it listens is stopped and raises one error naming it.
+    ``run_dir`` go to the :class:`SimServer`, the marker's token to its ``token``. A
+    server that ends before it listens raises :class:`ServerExited` naming it and its exit
+    status; one that stays silent is stopped and raises ``TimeoutError``.
     """
     name = name or f"simulator server {' '.join(argv)!r}"
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -233,10 +406,16 @@ def launch(argv: Sequence[str], *, name: str | None = None, timeout: float = 300
         line = proc.stdout.readline() if ready else None
         if line == "" or (line is None and proc.poll() is not None):
             code = server.stop(timeout=5)
-            raise RuntimeError(f"{name} exited with status {code} before listening (its output is above)")
+            raise ServerExited(name, -1 if code is None else code, " before listening (its output is above)")
         if line is None:
             continue
         if line.startswith(PORT_MARKER):
-            server.port = int(line.split()[1])
+            fields = line.split()
+            try:
+                server.port = int(fields[1])
+                server.token = int(fields[2], 16) if len(fields) > 2 else None
+            except (IndexError, ValueError):
+                server.stop(timeout=0)
+                raise RuntimeError(f"{name} printed a malformed port marker {line.strip()!r}") from None
             return server
         sys.stderr.write(line)  # anything a tool printed before the marker

@@ -20,8 +20,10 @@ From another process::
 and starts the Verilator executable itself, with cocotb's environment
 (:func:`nanoquote.sim.verilator.simulator_command`): two processes, the caller and the
 simulator. ``python -m nanoquote.sim.servers.verilator_server [--max-levels N] [--seed S]``
-does the same from a shell: the simulator prints ``NANOQUOTE_PORT <port>`` and serves
+does the same from a shell: the simulator prints ``NANOQUOTE_PORT <port> <token>`` and serves
 (``--seed``: registers start from seeded random values, ``+verilator+rand+reset+2``).
+``NANOQUOTE_ACCEPT_TIMEOUT`` and ``NANOQUOTE_FRAME_TIMEOUT`` in the simulator's environment
+set the listener's accept timeout and the per-frame timeout.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from pathlib import Path
 
 import cocotb
 from nanoquote.sim.servers.server_process import (
+    FRAME_TIMEOUT,
     SimServer,
     announce_port,
     launch,
     listen,
+    new_token,
     serve_requests,
 )
 
@@ -58,13 +62,17 @@ async def serve(dut):
     tb = TopBench(dut)
     await tb.reset()
     listener = listen(timeout=float(os.environ.get("NANOQUOTE_ACCEPT_TIMEOUT", "600")))
+    frame_timeout = float(os.environ.get("NANOQUOTE_FRAME_TIMEOUT", str(FRAME_TIMEOUT)))
+    token = new_token()
     with listener:
-        announce_port(listener)
-        await serve_requests(listener, tb.read32, tb.write32, tb.idle, tb.addr_width)
+        announce_port(listener, token)
+        await serve_requests(listener, tb.read32, tb.write32, tb.idle, tb.addr_width, token=token,
+                             frame_timeout=frame_timeout)
 
 
 def server_command(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
-                   seed: int | None = None, accept_timeout: float = 600.0, run_dir: Path):
+                   seed: int | None = None, accept_timeout: float = 600.0,
+                   frame_timeout: float = FRAME_TIMEOUT, run_dir: Path):
     """``(build, argv, env, results file)`` of a server run in ``run_dir`` (builds if needed)."""
     from nanoquote.sim.verilator import build, quiet_env, simulator_command
 
@@ -73,12 +81,14 @@ def server_command(max_levels: int = 8, price_bits: int = 31, *, addr_width: int
     results = run_dir / "results.xml"
     argv, env = simulator_command(model, TEST_MODULE, results_file=results, testcase="serve", seed=seed,
                                   plusargs=plusargs,
-                                  extra_env={**quiet_env(), "NANOQUOTE_ACCEPT_TIMEOUT": str(accept_timeout)})
+                                  extra_env={**quiet_env(), "NANOQUOTE_ACCEPT_TIMEOUT": str(accept_timeout),
+                                             "NANOQUOTE_FRAME_TIMEOUT": str(frame_timeout)})
     return model, argv, env, results
 
 
 def start_verilator_server(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
-                           seed: int | None = None, timeout: float = 600.0) -> SimServer:
+                           seed: int | None = None, frame_timeout: float = FRAME_TIMEOUT,
+                           timeout: float = 600.0) -> SimServer:
     """Run the Verilator-simulated device as a process; returns ``(process, port)``.
 
     The Verilator build happens here first (cached in ``build/verilator/``), so a build
@@ -87,7 +97,7 @@ def start_verilator_server(max_levels: int = 8, price_bits: int = 31, *, addr_wi
     run_dir = Path(tempfile.mkdtemp(prefix="nanoquote-verilator-server-"))
     try:
         model, argv, env, results = server_command(max_levels, price_bits, addr_width=addr_width,
-                                                   seed=seed, run_dir=run_dir)
+                                                   seed=seed, frame_timeout=frame_timeout, run_dir=run_dir)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
@@ -103,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="randomise register start values with this seed (+verilator+rand+reset+2)")
     parser.add_argument("--accept-timeout", type=float, default=600.0)
+    parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT)
     args = parser.parse_args(argv)
 
     from cocotb_tools.check_results import get_results
@@ -110,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nanoquote-verilator-server-") as tmp:
         _, cmd, env, results = server_command(args.max_levels, args.price_bits, addr_width=args.addr_width,
                                               seed=args.seed, accept_timeout=args.accept_timeout,
-                                              run_dir=Path(tmp))
+                                              frame_timeout=args.frame_timeout, run_dir=Path(tmp))
         code = subprocess.run(cmd, env=env, cwd=tmp, check=False).returncode
         if code:
             return code

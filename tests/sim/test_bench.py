@@ -41,6 +41,7 @@ def test_read_build(tmp_path):
     assert build["current"] is None
 
 
+@pytest.mark.build  # elaborates the out-of-context wrapper as the build flow does
 def test_a_build_of_another_design_is_flagged(tmp_path):
     _, text = ooc_verilog(QuotePipeline())
     assert read_build(_build_json(tmp_path, sha=verilog_sha(text)))["current"] is True

@@ -98,3 +98,19 @@ def test_socket_bus_times_out_on_a_silent_peer():
         bus.read32(0)
     bus.close()
     server.close()
+
+
+def test_wire_frames_carry_the_request_id():
+    from nanoquote.host.device import wire
+
+    assert (wire.REQUEST.size, wire.RESPONSE.size) == (14, 9)
+    frame = wire.encode_request(wire.OP_WRITE, 0xA1B2C3D4, 0x10, 0xDEADBEEF, 0xF)
+    assert frame == bytes([1]) + (0xA1B2C3D4).to_bytes(4, "little") + (0x10).to_bytes(4, "little") \
+        + (0xDEADBEEF).to_bytes(4, "little") + bytes([0xF])
+    assert wire.decode_request(frame) == (wire.OP_WRITE, 0xA1B2C3D4, 0x10, 0xDEADBEEF, 0xF)
+    assert wire.decode_response(wire.encode_response(Resp.SLVERR, 7, 9)) == (Resp.SLVERR, 7, 9)
+    hello = wire.decode_request(wire.encode_hello(3, 0x0123456789ABCDEF))
+    assert (hello.op, hello.seq, hello.strobe) == (wire.OP_HELLO, 3, wire.PROTOCOL_VERSION)
+    assert wire.hello_token(hello) == 0x0123456789ABCDEF
+    with pytest.raises(ValueError, match="64-bit"):
+        wire.encode_hello(1, 1 << 64)

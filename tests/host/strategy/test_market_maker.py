@@ -85,7 +85,8 @@ def test_kill_switch_latches_and_cancels_everything():
     actions = s.kill()
     assert sorted(a.id for a in actions) == [1, 2, 3, 4, 5, 6]
     assert all(isinstance(a, CancelOrder) for a in actions)
-    assert s.kill() == []  # already pending-cancel
+    # a second kill sends every cancel not yet confirmed again (pending-cancel included)
+    assert s.kill() == [CancelOrder(i) for i in (1, 2, 3, 4, 5, 6)]
     assert s.on_market_data(BookUpdate(5 * S, 50000, 50025)) == []
     with pytest.raises(KillSwitchLatched):
         s.arm()

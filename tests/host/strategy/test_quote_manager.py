@@ -41,7 +41,28 @@ def test_reject_removes_pending_order():
     assert qm.on_order_reject(a) is EventResult.OK and a not in qm and qm.open_bid_qty == 0
     b = submit(qm, qty=4)
     qm.on_order_ack(b)
-    assert qm.on_order_reject(b) is EventResult.INVALID_STATE and b in qm and qm.open_bid_qty == 4
+    assert qm.on_order_reject(b) is EventResult.REJECT_OF_LIVE_ORDER and b in qm and qm.open_bid_qty == 4
+    # after a kill (pending-cancel) the order is still one the exchange accepted: kept
+    qm.request_cancel(b, ts=5)
+    assert qm.on_order_reject(b) is EventResult.REJECT_OF_LIVE_ORDER and b in qm and qm.open_bid_qty == 4
+    c = submit(qm, qty=2)
+    qm.on_fill(c, 1)  # filled before any ack: accepted by the exchange as well
+    assert qm.on_order_reject(c) is EventResult.REJECT_OF_LIVE_ORDER and qm.get(c).remaining == 1
+
+
+def test_cancel_reject_reopens_and_timeouts_are_reported_once():
+    qm = QuoteManager()
+    a, b = submit(qm, qty=3), submit(qm, qty=3)
+    assert qm.on_cancel_reject(a) is EventResult.INVALID_STATE  # no cancel was sent
+    qm.request_cancel(a, ts=100)
+    qm.request_cancel(b, ts=150)
+    assert qm.overdue_cancels(now=1100, timeout=1000) == []
+    assert [o.id for o in qm.overdue_cancels(now=1101, timeout=1000)] == [a]
+    assert [o.id for o in qm.overdue_cancels(now=5000, timeout=1000)] == [b]  # a reported once
+    assert qm.on_cancel_reject(a) is EventResult.OK and qm.get(a).state is OrderState.OPEN
+    qm.request_cancel(a, ts=6000)  # sent again: its timeout starts again
+    assert [o.id for o in qm.overdue_cancels(now=7001, timeout=1000)] == [a]
+    assert qm.on_cancel(b) is EventResult.OK and qm.on_cancel_reject(b) is EventResult.FINISHED
 
 
 def test_ack_after_cancel_request_stays_pending_cancel():
@@ -101,5 +122,5 @@ def test_external_ids_and_repeated_cancel_requests():
     assert qm.live_qty(Side.SELL) == 2 and qm.live_qty("buy") == 0
     assert qm.on_order_submit(qm.next_order_id(), Side.BUY, 99, 0) is EventResult.INVALID_QUANTITY
     assert qm.request_cancel(10) is EventResult.OK
-    assert qm.request_cancel(10) is EventResult.DUPLICATE
-    assert qm.error_count == 2
+    assert qm.request_cancel(10) is EventResult.OK  # sending a cancel again is harmless
+    assert qm.error_count == 1

@@ -50,4 +50,4 @@ def test_verilog_cli_writes_the_pipeline(tmp_path: Path) -> None:
 def test_verilog_cli_rejects_bad_parameters(argv: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "nanoquote.cli", *argv], capture_output=True,
                           text=True)
-    assert proc.returncode == 2 and "max_levels" in proc.stderr
+    assert proc.returncode == 2 and "--max-levels" in proc.stderr and "Traceback" not in proc.stderr

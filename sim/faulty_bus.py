@@ -1,0 +1,74 @@
+"""A register bus that fails on purpose: timeouts and error answers at chosen accesses.
+
+Wraps any ``RegisterBus`` (usually the software device) so tests can make the device
+fail at every register access of an update, or at random with a seeded probability.
+A failed access does not reach the device (as a request lost on the link).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from nanoquote.host.device.bus import BusError, BusTimeout, RegisterBus, Resp
+
+__all__ = ["FaultyBus"]
+
+#: ``fault(op, address, access_index) -> exception or None``.
+FaultRule = Callable[[str, int, int], BaseException | None]
+
+
+class FaultyBus:
+    """``read32``/``write32`` of ``bus``, failing where ``rule`` says (see :meth:`at` and :meth:`random`)."""
+
+    def __init__(self, bus: RegisterBus, rule: FaultRule | None = None) -> None:
+        self.bus = bus
+        self.rule = rule
+        self.accesses = 0
+        self.faults = 0
+
+    @staticmethod
+    def timeout_on(address: int, op: str = "read", nth: int = 1) -> FaultRule:
+        """Time out the ``nth`` ``op`` of ``address`` (counting from when the rule is set)."""
+        seen = 0
+
+        def rule(kind: str, addr: int, _index: int) -> BaseException | None:
+            nonlocal seen
+            if kind == op and addr == address:
+                seen += 1
+                if seen == nth:
+                    return BusTimeout(f"no answer for address {address:#06x}")
+            return None
+
+        return rule
+
+    @staticmethod
+    def random(rng: random.Random, probability: float) -> FaultRule:
+        """Each access fails with ``probability``: half timeouts, half SLVERR answers."""
+
+        def rule(kind: str, address: int, _index: int) -> BaseException | None:
+            if rng.random() >= probability:
+                return None
+            if rng.random() < 0.5:
+                return BusTimeout(f"no answer for address {address:#06x}")
+            return BusError(kind, address, Resp.SLVERR)
+
+        return rule
+
+    def _fault(self, op: str, address: int) -> None:
+        self.accesses += 1
+        error = self.rule(op, address, self.accesses) if self.rule is not None else None
+        if error is not None:
+            self.faults += 1
+            raise error
+
+    def read32(self, address: int) -> int:
+        self._fault("read", address)
+        return self.bus.read32(address)
+
+    def write32(self, address: int, value: int, strobe: int = 0xF) -> None:
+        self._fault("write", address)
+        self.bus.write32(address, value, strobe)
+
+    def close(self) -> None:
+        self.bus.close()
