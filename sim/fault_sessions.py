@@ -9,11 +9,10 @@ checks after every step that
 
 * the QuoteManager's side totals equal the sum of its orders' remaining quantities;
 * every order resting at the exchange is tracked by the host (nothing is lost);
-* in exchange policy, the host's position plus every order resting at the exchange stays
-  within ``max_inventory`` on each side, up to the lots the exchange misreported (its
-  lies move the position, not the host's decisions: the tolerance is the sum of their
-  sizes, since a lie one way and one the other each let the host place orders on the
-  wrong belief);
+* in exchange policy, the true position (what the exchange executed) plus every order
+  resting at the exchange stays within ``max_inventory`` on each side, up to how far the
+  exchange's misreports ever made the host believe itself shorter (for buys) or longer
+  (for sells) than it is: orders placed on that belief may rest on;
 
 and at the end that after ``kill()`` and the exchange's answers nothing rests.
 
@@ -48,7 +47,7 @@ FAULT_KINDS: dict[str, float] = {
     "spurious-cancel-reject": 0.05,  # a cancel refused although the order rests
     "lost-cancel-confirmation": 0.05,  # a cancel done, its confirmation never sent
     "wrong-side-fill": 0.01,  # a fill reported on the other side than the order's
-    "device-fault": 0.002,  # per register access (offloaded engine): timeouts and SLVERR
+    "device-fault": 0.002,  # per register access (offloaded engine): lost requests, lost answers, SLVERR
 }
 # Cancels racing fills need no injection: a cancel that reaches the exchange after the
 # order was filled is answered with a cancel reject, as a real exchange does. Fills are
@@ -72,8 +71,8 @@ class FaultyExchange:
     faults: dict[str, float] = field(default_factory=lambda: dict(FAULT_KINDS))
     resting: dict[int, Resting] = field(default_factory=dict)
     outbox: list[tuple] = field(default_factory=list)
-    #: Lots by which fill reports differed from the executions behind them, summed.
-    lied_lots: int = 0
+    #: Signed lots the exchange really executed for the host (its true position).
+    true_position: int = 0
     injected: Counter[str] = field(default_factory=Counter)
 
     def _fault(self, kind: str) -> bool:
@@ -111,7 +110,7 @@ class FaultyExchange:
             reported = qty + self.rng.randint(1, 5)
         if self._fault("wrong-side-fill"):
             side = Side.SELL if side is Side.BUY else Side.BUY
-        self.lied_lots += abs(side.sign * reported - order.side.sign * qty)  # what moved the host, untrue
+        self.true_position += order.side.sign * qty
         order.remaining -= qty
         if order.remaining == 0:
             del self.resting[order_id]
@@ -124,7 +123,6 @@ class FaultyExchange:
                 self.outbox.append(("ack", ghost))
             else:
                 self.outbox.append(("fill", ghost, Side.BUY, 50000, 1))
-                self.lied_lots += 1
         acked = sorted(self.resting)
         if acked and self._fault("reject-of-acked"):
             self.outbox.append(("reject", self.rng.choice(acked)))
@@ -168,24 +166,33 @@ class SessionReport:
     kills: int = 0
 
 
-def _golden(config: MarketMakerConfig, rng: random.Random) -> tuple[MarketMakerStrategy, FaultyBus | None]:
+def _golden(config: MarketMakerConfig) -> tuple[MarketMakerStrategy, FaultyBus | None]:
     return MarketMakerStrategy("golden", 1, config), None
 
 
-def _offloaded(config: MarketMakerConfig, rng: random.Random) -> tuple[MarketMakerStrategy, FaultyBus | None]:
+def _offloaded(config: MarketMakerConfig) -> tuple[MarketMakerStrategy, FaultyBus | None]:
     bus = FaultyBus(SoftwareDevice())
     strategy = offloaded_strategy(config, bus)
     return strategy, bus
 
 
 #: Engine name -> factory of (strategy, its faulty bus or None).
-ENGINES: dict[str, Callable[[MarketMakerConfig, random.Random], tuple[MarketMakerStrategy, FaultyBus | None]]] = {
+ENGINES: dict[str, Callable[[MarketMakerConfig], tuple[MarketMakerStrategy, FaultyBus | None]]] = {
     "golden": _golden,
     "offloaded": _offloaded,
 }
 
 
-def _check(strategy: MarketMakerStrategy, exchange: FaultyExchange, config: MarketMakerConfig) -> list[str]:
+@dataclass
+class _Belief:
+    """How far the host ever believed itself shorter / longer than it is."""
+
+    short: int = 0
+    long: int = 0
+
+
+def _check(strategy: MarketMakerStrategy, exchange: FaultyExchange, config: MarketMakerConfig,
+           belief: _Belief) -> list[str]:
     qm = strategy.quote_manager
     bad = []
     for side, total in ((Side.BUY, qm.open_bid_qty), (Side.SELL, qm.open_ask_qty)):
@@ -195,12 +202,14 @@ def _check(strategy: MarketMakerStrategy, exchange: FaultyExchange, config: Mark
     if lost:
         bad.append(f"orders resting at the exchange but not tracked: {lost}")
     if not config.is_legacy:
-        tolerance = exchange.lied_lots
+        error = strategy.position - exchange.true_position
+        belief.short, belief.long = max(belief.short, -error), max(belief.long, error)
         buys = sum(r.remaining for r in exchange.resting.values() if r.side is Side.BUY)
         sells = sum(r.remaining for r in exchange.resting.values() if r.side is Side.SELL)
-        pos = strategy.position
-        if pos + buys > config.max_inventory + tolerance or -pos + sells > config.max_inventory + tolerance:
-            bad.append(f"worst case past the limit: position {pos}, resting buys {buys}, sells {sells}")
+        pos = exchange.true_position
+        if pos + buys > config.max_inventory + belief.short or -pos + sells > config.max_inventory + belief.long:
+            bad.append(f"worst case past the limit: true position {pos} (host {strategy.position}), "
+                       f"resting buys {buys}, sells {sells}")
     return bad
 
 
@@ -225,7 +234,8 @@ def run_session(engine: str, seed: int, steps: int = 2000, policy: str = "exchan
                                order_size=rng.choice([1, 2, 5]), num_levels=rng.randint(1, 4),
                                refresh_interval_ns=rng.choice([0, 1000, 50_000]), cancel_timeout_ns=200_000,
                                max_quote_updates_per_sec=None, hard_position_limit=500)
-    strategy, bus = ENGINES[engine](config, rng)
+    strategy, bus = ENGINES[engine](config)
+    belief = _Belief()
     exchange = FaultyExchange(rng, faults)
     report = SessionReport(seed, steps)
     if bus is not None and faults.get("device-fault"):
@@ -250,7 +260,7 @@ def run_session(engine: str, seed: int, steps: int = 2000, policy: str = "exchan
             report.kills += 1
         elif strategy.killed:
             strategy.rearm()
-        for problem in _check(strategy, exchange, config):
+        for problem in _check(strategy, exchange, config, belief):
             report.violations.append(f"seed {seed} step {step}: {problem}")
             if report.first_violation is None:
                 report.first_violation = step

@@ -2,7 +2,8 @@
 
 Wraps any ``RegisterBus`` (usually the software device) so tests can make the device
 fail at every register access of an update, or at random with a seeded probability.
-A failed access does not reach the device (as a request lost on the link).
+A failed access does not reach the device (a request lost on the link), except an
+:class:`AnswerLost`, which is performed and then times out (its answer was lost).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from collections.abc import Callable
 
 from nanoquote.host.device.bus import BusError, BusTimeout, RegisterBus, Resp
 
-__all__ = ["FaultyBus"]
+__all__ = ["FaultyBus", "AnswerLost"]
+
+
+class AnswerLost(BusTimeout):
+    """The access reached the device; its answer did not come back."""
 
 #: ``fault(op, address, access_index) -> exception or None``.
 FaultRule = Callable[[str, int, int], BaseException | None]
@@ -44,31 +49,43 @@ class FaultyBus:
 
     @staticmethod
     def random(rng: random.Random, probability: float) -> FaultRule:
-        """Each access fails with ``probability``: half timeouts, half SLVERR answers."""
+        """Each access fails with ``probability``: a third each lost requests, lost answers
+        (performed, then timed out) and SLVERR answers."""
 
         def rule(kind: str, address: int, _index: int) -> BaseException | None:
             if rng.random() >= probability:
                 return None
-            if rng.random() < 0.5:
+            pick = rng.random()
+            if pick < 1 / 3:
                 return BusTimeout(f"no answer for address {address:#06x}")
+            if pick < 2 / 3:
+                return AnswerLost(f"answer for address {address:#06x} lost")
             return BusError(kind, address, Resp.SLVERR)
 
         return rule
 
-    def _fault(self, op: str, address: int) -> None:
+    def _fault(self, op: str, address: int) -> BaseException | None:
+        """The fault of this access, raised at once unless it is a lost answer."""
         self.accesses += 1
         error = self.rule(op, address, self.accesses) if self.rule is not None else None
         if error is not None:
             self.faults += 1
-            raise error
+            if not isinstance(error, AnswerLost):
+                raise error
+        return error
 
     def read32(self, address: int) -> int:
-        self._fault("read", address)
-        return self.bus.read32(address)
+        lost = self._fault("read", address)
+        value = self.bus.read32(address)
+        if lost is not None:
+            raise lost
+        return value
 
     def write32(self, address: int, value: int, strobe: int = 0xF) -> None:
-        self._fault("write", address)
+        lost = self._fault("write", address)
         self.bus.write32(address, value, strobe)
+        if lost is not None:
+            raise lost
 
     def close(self) -> None:
         self.bus.close()

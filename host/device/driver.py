@@ -156,6 +156,8 @@ class QuoteDriver:
         assert self.config is not None
         dev = self.device
         prices = dev.run(dev.programs.read_ladder(self.config.num_levels))
+        if not status["no_mid"] and (book.best_bid is None or book.best_ask is None):
+            raise DeviceError(f"the device quotes around a mid of a one-sided book {book}")
         mid = None if status["no_mid"] else (book.best_bid + book.best_ask) // 2  # type: ignore[operator]
         return Ladder(mid, bool(status["crossed"]), prices["bid_price"], prices["ask_price"],
                       status["bid_count"], status["ask_count"], status["out_of_domain"])

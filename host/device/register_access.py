@@ -165,7 +165,10 @@ def identify(read32: Callable[[int], int]) -> RegisterMap:
     build = generic["BUILD"].unpack(read32(generic["BUILD"].address))
     if not 1 <= build["max_levels"] <= MAX_LEVELS_LIMIT:
         raise WrongDevice(f"BUILD.max_levels reads {build['max_levels']}, expected 1..{MAX_LEVELS_LIMIT}")
-    return register_map(build["max_levels"], build["price_bits"], build["latency"])
+    try:
+        return register_map(build["max_levels"], build["price_bits"], build["latency"])
+    except ValueError as exc:  # a build no register map describes
+        raise WrongDevice(f"BUILD reads {build}: {exc}") from None
 
 
 class Device:

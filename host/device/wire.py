@@ -44,8 +44,8 @@ PROTOCOL_VERSION = 2
 OP_READ, OP_WRITE, OP_CLOSE, OP_IDLE, OP_HELLO = 0, 1, 2, 3, 4
 #: Hello answers beyond the AXI codes (0..3).
 RESP_BUSY, RESP_REFUSED = 0x10, 0x11
-#: The most clock cycles one ``OP_IDLE`` may ask for: about 15 s of Amaranth simulation
-#: (milliseconds on Verilator), so no request can keep a server busy for long.
+#: The most clock cycles one ``OP_IDLE`` may ask for, so no request keeps a server busy for
+#: long (seconds of Amaranth simulation; docs/performance.md has the simulators' rates).
 MAX_IDLE_CYCLES = 100_000
 TOKEN_BITS = 64
 #: ``send`` flags: a peer that has gone raises ``BrokenPipeError``, never ``SIGPIPE``

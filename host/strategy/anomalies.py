@@ -17,7 +17,7 @@ __all__ = ["AnomalyKind", "Anomaly"]
 class AnomalyKind(StrEnum):
     UNKNOWN_ID = "unknown-id"  # an event names an order this session never sent
     FINISHED_ORDER = "finished-order"  # an event for an order already gone (late ack, late fill, ...)
-    DUPLICATE = "duplicate"  # a second ack, a second cancel request, a reused id
+    DUPLICATE = "duplicate"  # a second ack, a reused id
     FILL_BEFORE_ACK = "fill-before-ack"  # a fill of an order not yet acked (it is then open)
     OVERFILL = "overfill"  # more filled than the order had left
     WRONG_SIDE = "wrong-side"  # a fill on the other side than the order's

@@ -80,9 +80,9 @@ def validate_fill(fill: Fill) -> Fill:
     return fill
 
 
-#: What a failing quote device raises: bus errors and timeouts (``OSError``), a device
-#: that misbehaves (``RuntimeError`` subclasses such as ``DeviceError``).
-DEVICE_FAULTS = (OSError, TimeoutError, RuntimeError)
+#: What a failing quote device raises from the kill and re-arm hooks: bus errors and
+#: timeouts (``OSError``), a device that misbehaves (``RuntimeError`` such as ``DeviceError``).
+DEVICE_FAULTS = (OSError, RuntimeError)
 
 #: QuoteManager results that are anomalies, by the kind they are reported as.
 _RESULT_KINDS = {
@@ -126,6 +126,7 @@ class MarketMakerStrategy:
         self._anomalies: list[Anomaly] = []
         self._outbox: list[Action] = []
         self._now: int | None = None  # book time of the last market update
+        self._engine_failed = False  # the engine failed; not asked again until rearm()
         if config.max_order_qty is not None and config.order_size > config.max_order_qty:
             self._anomaly(AnomalyKind.CONFIG_BLOCKS_QUOTING, None,
                           f"order_size {config.order_size} exceeds max_order_qty {config.max_order_qty}: "
@@ -222,6 +223,7 @@ class MarketMakerStrategy:
             except DEVICE_FAULTS as exc:
                 self._anomaly(AnomalyKind.DEVICE_FAULT, None, f"could not re-arm the device: {exc}")
                 return
+        self._engine_failed = False
         self.killed = False
         self.base.ready = True
 
@@ -304,13 +306,16 @@ class MarketMakerStrategy:
         self.quote_manager.request_cancel(order_id, self._now)
         return CancelOrder(order_id)
 
-    def _device_fault(self, exc: BaseException) -> list[Action]:
-        """The engine failed mid-update: kill, report which orders may still be live."""
-        live = self.possibly_live_orders()
+    def _device_fault(self, exc: BaseException, decided: list[Action]) -> list[Action]:
+        """The engine failed mid-update: ``decided`` plus the kill's cancels (each order
+        once); the anomaly says which orders may still be live. The engine is not asked
+        again until :meth:`rearm`."""
+        self._engine_failed = True
         self._anomaly(AnomalyKind.DEVICE_FAULT, None,
-                      f"quote device failed ({type(exc).__name__}: {exc}); killed; orders that may be "
-                      f"live: {live}")
-        return self.kill()
+                      f"quote engine failed ({type(exc).__name__}: {exc}); killed; orders that may be "
+                      f"live: {self.possibly_live_orders()}")
+        sent = {a.id for a in decided if isinstance(a, CancelOrder)}
+        return decided + [a for a in self.kill() if not (isinstance(a, CancelOrder) and a.id in sent)]
 
     # -- strategy callbacks ---------------------------------------------------------------
 
@@ -335,7 +340,7 @@ class MarketMakerStrategy:
                               f"{book.ts}")
         if not self._config.is_legacy:
             actions += self.generate_cancels(book)
-        if abs(self.base.position) > POSITION_MAX:
+        if abs(self.base.position) > POSITION_MAX or self._engine_failed:
             return actions
         try:
             decision = self.engine.quote(
@@ -345,8 +350,8 @@ class MarketMakerStrategy:
                 self.quote_manager.open_ask_qty,
                 self.is_ready,
             )
-        except DEVICE_FAULTS as exc:
-            return actions + self._device_fault(exc)
+        except Exception as exc:  # any failure of the engine: still emit what was decided
+            return self._device_fault(exc, actions)
         if decision.refresh:
             actions += self.generate_quotes(book, decision.ladder)
         return actions
@@ -366,10 +371,11 @@ class MarketMakerStrategy:
             if fill.price != order.price:
                 self._anomaly(AnomalyKind.WRONG_PRICE, fill.id,
                               f"fill of order {fill.id} at {fill.price}, the order's price is {order.price}")
+        within = abs(self.base.position) <= self._config.hard_position_limit
         self.base.apply_fill(fill)
         result = self._check(self.quote_manager.on_fill(fill.id, fill.qty, side), fill.id, "fill")
         limit = self._config.hard_position_limit
-        if abs(self.base.position) > limit:
+        if within and abs(self.base.position) > limit:  # the fill that crosses the limit
             self._anomaly(AnomalyKind.POSITION_LIMIT, fill.id,
                           f"position {self.base.position} is past the hard limit {limit}; killed")
             self._outbox += self.kill()
@@ -395,6 +401,9 @@ class MarketMakerStrategy:
         :meth:`take_actions`).
         """
         if unknown_order:
+            order = self.quote_manager.get(order_id)
+            if order is not None and order.state is not OrderState.PENDING_CANCEL:
+                return self._check(EventResult.INVALID_STATE, order_id, "cancel reject")  # kept
             result = self.quote_manager.on_cancel(order_id)
             if result is EventResult.FINISHED:
                 return EventResult.OK  # the expected answer to a cancel sent again

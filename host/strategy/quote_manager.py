@@ -178,20 +178,25 @@ class QuoteManager:
         """Mark a live order pending-cancel as its cancel is sent (at book time ``ts``).
 
         Sending a cancel again for an order already pending-cancel is allowed (a kill
-        re-sends every cancel not yet confirmed); its timeout starts again.
+        re-sends every cancel not yet confirmed); its timeout runs from the first send,
+        so a cancel that is never confirmed is reported however often it is sent.
         """
         order = self._orders.get(order_id)
         if order is None:
             return self._report(self._classify_missing(order_id))
         order.state = OrderState.PENDING_CANCEL
-        order.cancel_sent_ts, order.cancel_overdue = ts, False
+        if order.cancel_sent_ts is None:
+            order.cancel_sent_ts = ts
         self._pending_cancel[order.id] = order
         return EventResult.OK
 
     def overdue_cancels(self, now: int, timeout: int) -> list[TrackedOrder]:
         """Pending-cancel orders whose cancel went out more than ``timeout`` ago, each once."""
+        for order in self._pending_cancel.values():
+            if order.cancel_sent_ts is None:  # sent before any book time was known: starts now
+                order.cancel_sent_ts = now
         due = [o for o in self._pending_cancel.values()
-               if not o.cancel_overdue and o.cancel_sent_ts is not None and now - o.cancel_sent_ts > timeout]
+               if not o.cancel_overdue and now - o.cancel_sent_ts > timeout]  # type: ignore[operator]
         for order in due:
             order.cancel_overdue = True
         return sorted(due, key=self.listing_key)

@@ -143,10 +143,8 @@ def _next_request(conn: socket.socket, listener: socket.socket | None,
                   frame_timeout: float | None) -> Request | None:
     """The next request on ``conn`` (``None``: closed); other clients meanwhile are refused."""
     while True:
-        if listener is None:
-            return _recv(conn, frame_timeout)
-        try:
-            readable, _, _ = select.select([conn, listener], [], [])
+        try:  # wait for the frame's first byte as long as the client likes (it may think)
+            readable, _, _ = select.select([conn] if listener is None else [conn, listener], [], [])
         except (OSError, ValueError) as exc:
             raise _Dropped(f"cannot wait on the connection ({exc})") from None
         if conn in readable:  # first: a client that reconnects has closed its old link

@@ -5,7 +5,7 @@ offloaded engine over the software device behind a failing bus. After every step
 QuoteManager's totals add up, every order resting at the exchange is tracked, and in
 exchange policy the worst case stays within the limit; after ``kill()`` and the
 exchange's answers nothing rests. ``make test`` runs 200 sessions of 2,000 steps per
-engine (tier ``slow``); ``make test-fast`` a 10-session sample. ``NANOQUOTE_FAULT_SESSIONS``
+engine (tier ``slow``); ``make test-fast`` a 6-session sample. ``NANOQUOTE_FAULT_SESSIONS``
 sets the count of the large run.
 """
 
@@ -62,7 +62,7 @@ def test_a_reject_that_drops_an_acked_order_is_caught_and_shrunk(monkeypatch):
 
 @pytest.mark.parametrize("engine", ["golden", "offloaded"])
 def test_a_sample_of_fault_sessions_keeps_every_order(engine):
-    injected = _run(engine, range(1000, 1010))
+    injected = _run(engine, range(1000, 1006))
     assert injected["reordered"] and injected["spurious-cancel-reject"] and injected["lost-cancel-confirmation"]
 
 

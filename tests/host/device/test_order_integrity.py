@@ -15,7 +15,7 @@ from nanoquote.host.strategy.orders import CancelOrder, Fill, NewOrder, OrderSta
 from nanoquote.host.strategy.quote_manager import EventResult
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.sim.device.software_device import SoftwareDevice
-from nanoquote.sim.faulty_bus import FaultyBus
+from nanoquote.sim.faulty_bus import AnswerLost, FaultyBus
 
 TICK = 25
 
@@ -115,8 +115,14 @@ def test_a_fill_past_the_position_domain_kills_alike_on_every_backend(engine):
     kinds = [a.kind for a in strategy.take_anomalies()]
     assert kinds == [AnomalyKind.OVERFILL, AnomalyKind.POSITION_LIMIT]
     assert [a.id for a in strategy.take_actions()] == [2, 3, 4, 5, 6]
+    assert strategy.on_fill(Fill(2, Side.BUY, 49950, 1)) is EventResult.OK
+    assert strategy.take_actions() == []  # only the fill that crossed the limit kills
     # later books cost no device access and quote nothing
+    bus = getattr(getattr(strategy.engine, "driver", None), "device", None)
+    before = bus.bus.regs.live.copy() if bus is not None else None
     assert strategy.on_market_data(BookUpdate(10**9, 50000, 50025)) == []
+    if bus is not None:
+        assert bus.bus.regs.live == before and bus.bus.counters["COUNT_UPDATES"] == 1
 
 
 def test_a_configured_hard_limit_kills_before_the_domain():
@@ -184,7 +190,8 @@ def _fail_nth(n, error):
 @pytest.mark.parametrize("error", [
     lambda op, address: BusTimeout(f"no answer for {address:#x}"),
     lambda op, address: BusError(op, address, Resp.SLVERR),
-], ids=["timeout", "slverr"])
+    lambda op, address: AnswerLost(f"answer for {address:#x} lost"),
+], ids=["timeout", "slverr", "answer-lost"])
 def test_a_fault_at_any_register_access_of_an_update_loses_nothing(error):
     """An update after a fill writes the inventory, submits the book and reads the ladder:
     failing each of its accesses in turn, every order is still cancelled and the strategy killed."""
@@ -211,3 +218,46 @@ def test_a_fault_at_any_register_access_of_an_update_loses_nothing(error):
         assert not any(isinstance(a, NewOrder) for a in actions), where
         assert [a.kind for a in strategy.take_anomalies()] == [AnomalyKind.DEVICE_FAULT], where
         assert device.killed, where  # the kill switch write comes after the failed access
+
+
+def test_after_a_device_fault_the_engine_rests_until_rearm():
+    """No kill storm: one fault, one kill; later updates neither ask the device nor re-kill."""
+    device = SoftwareDevice()
+    bus = FaultyBus(device)
+    strategy = offloaded_strategy(MarketMakerConfig(), bus)
+    strategy.arm()
+    _resting_six(strategy)
+    bus.rule = FaultyBus.timeout_on(device.map["LADDER_STATUS"].address)
+    actions = strategy.on_market_data(BookUpdate(1, 50000 + 40 * TICK, 50025 + 40 * TICK))
+    ids = [a.id for a in actions]
+    assert sorted(ids) == [1, 2, 3, 4, 5, 6] and len(ids) == len(set(ids))  # each order once
+    accesses = bus.accesses
+    for ts in range(2, 12):
+        assert strategy.on_market_data(BookUpdate(ts, 50000, 50025)) == []
+    assert bus.accesses == accesses and strategy.anomaly_counts["device-fault"] == 1
+    strategy.rearm()  # re-arms the device, then the engine is asked again
+    assert not device.killed and strategy.is_ready
+    strategy.on_market_data(BookUpdate(10**9, 50000, 50025))
+    assert bus.accesses > accesses
+
+
+def test_any_engine_failure_still_returns_the_decided_cancels():
+    """A book the device's narrower price range cannot take fails in the driver (ValueError)."""
+    device = SoftwareDevice(price_bits=20)
+    strategy = offloaded_strategy(MarketMakerConfig(), device)
+    strategy.arm()
+    _resting_six(strategy)
+    actions = strategy.on_market_data(BookUpdate(1, 1_100_000, 1_100_025))
+    assert sorted(a.id for a in actions) == [1, 2, 3, 4, 5, 6] and strategy.killed
+    assert "ValueError" in strategy.take_anomalies()[-1].detail
+
+
+def test_an_unknown_order_cancel_reject_for_an_order_not_being_cancelled_keeps_it():
+    strategy = MarketMakerStrategy("mm", 1, MarketMakerConfig())
+    strategy.arm()
+    _resting_six(strategy)
+    assert strategy.on_cancel_reject(1, unknown_order=True) is EventResult.INVALID_STATE
+    assert 1 in strategy.quote_manager
+    strategy.kill()
+    assert strategy.on_cancel_reject(1, unknown_order=True) is EventResult.OK
+    assert 1 not in strategy.quote_manager
