@@ -45,7 +45,7 @@ def _resting_six(strategy):
     return actions
 
 
-def test_a_device_timeout_mid_update_strands_no_order():
+def _timeout_mid_update():
     """Six acked orders; the market moves 40 ticks so the bids must go; LADDER_STATUS times out."""
     device = SoftwareDevice()
     bus = FaultyBus(device)
@@ -54,6 +54,12 @@ def test_a_device_timeout_mid_update_strands_no_order():
     _resting_six(strategy)
     bus.rule = FaultyBus.timeout_on(device.map["LADDER_STATUS"].address)
     actions = strategy.on_market_data(BookUpdate(1, 50000 + 40 * TICK, 50025 + 40 * TICK))
+    return strategy, bus, device, actions
+
+
+def test_a_device_timeout_mid_update_strands_no_order():
+    """Six acked orders; the market moves 40 ticks so the bids must go; LADDER_STATUS times out."""
+    strategy, bus, device, actions = _timeout_mid_update()
     assert bus.faults == 1
     # the three far bids it had decided to cancel, then the kill's cancel of every order
     assert [a.id for a in actions[:3]] == [1, 2, 3] and all(isinstance(a, CancelOrder) for a in actions)
@@ -222,13 +228,7 @@ def test_a_fault_at_any_register_access_of_an_update_loses_nothing(error):
 
 def test_after_a_device_fault_the_engine_rests_until_rearm():
     """No kill storm: one fault, one kill; later updates neither ask the device nor re-kill."""
-    device = SoftwareDevice()
-    bus = FaultyBus(device)
-    strategy = offloaded_strategy(MarketMakerConfig(), bus)
-    strategy.arm()
-    _resting_six(strategy)
-    bus.rule = FaultyBus.timeout_on(device.map["LADDER_STATUS"].address)
-    actions = strategy.on_market_data(BookUpdate(1, 50000 + 40 * TICK, 50025 + 40 * TICK))
+    strategy, bus, device, actions = _timeout_mid_update()
     ids = [a.id for a in actions]
     assert sorted(ids) == [1, 2, 3, 4, 5, 6] and len(ids) == len(set(ids))  # each order once
     accesses = bus.accesses
