@@ -12,9 +12,13 @@ from contextlib import contextmanager
 
 from nanoquote.host.device.bus import RegisterBus
 
-__all__ = ["BACKENDS", "open_bus"]
+__all__ = ["BACKENDS", "BackendError", "open_bus"]
 
 BACKENDS = ("model", "amaranth", "verilator")
+
+
+class BackendError(RuntimeError):
+    """A backend could not be started (its simulator failed to build or to launch)."""
 
 
 @contextmanager
@@ -30,7 +34,11 @@ def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
             from nanoquote.sim.servers.amaranth_server import start_amaranth_server as start
         else:
             from nanoquote.sim.servers.verilator_server import start_verilator_server as start
-        with start(max_levels=max_levels) as server:
+        try:
+            server = start(max_levels=max_levels)
+        except RuntimeError as exc:  # a failed Verilator build, a server that exited early
+            raise BackendError(f"the {backend} backend did not start: {exc}") from exc
+        with server:
             bus = server.connect()
             try:
                 yield bus

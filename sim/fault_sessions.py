@@ -53,7 +53,6 @@ FAULT_KINDS: dict[str, float] = {
 # order was filled is answered with a cancel reject, as a real exchange does. Fills are
 # not duplicated: without an execution id a repeated fill cannot be told from a second one.
 
-TICK = 25
 
 
 @dataclass(slots=True)
@@ -68,6 +67,7 @@ class FaultyExchange:
     """What rests (``resting``) and the messages on their way to the host (``outbox``)."""
 
     rng: random.Random
+    tick: int
     faults: dict[str, float] = field(default_factory=lambda: dict(FAULT_KINDS))
     resting: dict[int, Resting] = field(default_factory=dict)
     outbox: list[tuple] = field(default_factory=list)
@@ -98,7 +98,7 @@ class FaultyExchange:
 
     def trade(self, mid: int) -> None:
         """A trade in the market executes one resting order near the mid, partly or fully."""
-        near = [i for i, r in self.resting.items() if abs(r.price - mid) <= 3 * TICK]
+        near = [i for i, r in self.resting.items() if abs(r.price - mid) <= 3 * self.tick]
         if not near:
             return
         order_id = self.rng.choice(sorted(near))
@@ -236,7 +236,8 @@ def run_session(engine: str, seed: int, steps: int = 2000, policy: str = "exchan
                                max_quote_updates_per_sec=None, hard_position_limit=500)
     strategy, bus = ENGINES[engine](config)
     belief = _Belief()
-    exchange = FaultyExchange(rng, faults)
+    tick = config.tick_size
+    exchange = FaultyExchange(rng, tick, faults)
     report = SessionReport(seed, steps)
     if bus is not None and faults.get("device-fault"):
         bus.rule = FaultyBus.random(rng, faults["device-fault"])
@@ -246,8 +247,8 @@ def run_session(engine: str, seed: int, steps: int = 2000, policy: str = "exchan
         roll = rng.random()
         if roll < 0.35:
             ts += rng.choice([1, 500, 5_000, 20_000])
-            mid += TICK * rng.choice([-2, -1, 0, 0, 1, 2, 40 * rng.choice([-1, 1]) if rng.random() < 0.02 else 0])
-            spread = TICK * rng.randint(1, 3)
+            mid += tick * rng.choice([-2, -1, 0, 0, 1, 2, 40 * rng.choice([-1, 1]) if rng.random() < 0.02 else 0])
+            spread = tick * rng.randint(1, 3)
             exchange.receive(strategy.on_market_data(BookUpdate(ts, mid - spread // 2, mid + spread - spread // 2)))
         elif roll < 0.75:
             exchange.receive(exchange.deliver(strategy))

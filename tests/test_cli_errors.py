@@ -248,3 +248,20 @@ def test_unwritable_stdout_is_one_line(tmp_path, argv):
         proc = subprocess.run([sys.executable, "-m", "nanoquote.cli", *argv], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)
     assert_one_clean_error(proc, "<stdout>", "No space left on device")
+
+
+def test_a_backend_that_does_not_start_is_one_line(tmp_path, capsys, monkeypatch):
+    """A failed simulator build or launch names the backend; no traceback."""
+    import nanoquote.sim.servers.amaranth_server as amaranth_server
+
+    from nanoquote.cli import main
+
+    def failing_start(**_kwargs):
+        raise RuntimeError("Verilator build of nanoquote_top failed")
+
+    monkeypatch.setattr(amaranth_server, "start_amaranth_server", failing_start)
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "arm"}\n')
+    assert main(["replay", str(events), "--backend", "amaranth"]) == 2
+    err = capsys.readouterr().err
+    assert "amaranth backend" in err and "did not start" in err and err.count("\n") == 1

@@ -26,6 +26,7 @@ from nanoquote.host.apps.replay import (
 from nanoquote.host.device.register_access import DeviceError
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.market_maker import MarketMakerStrategy
+from nanoquote.sim.device_backends import BackendError
 
 from nanoquote.cli import STDOUT, describe_os_error
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                     _write(replay_records(iter_events(_reading(source)), strategy, with_state=args.state))
         except ReplayError as exc:  # a non-finite number in a record, or the file changed
             return _error(f"{name}: {exc}")
-        except (ConfigError, DeviceError) as exc:  # the device refuses the configuration or is not one
+        except (ConfigError, DeviceError, BackendError) as exc:  # no backend, or it refuses the config
             return _error(f"{args.backend} backend: {exc}")
         except _WriteError as exc:
             return _error(f"cannot write {describe_os_error(exc.error, STDOUT)}")
