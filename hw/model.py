@@ -235,23 +235,29 @@ class LadderArrays:
     def __len__(self) -> int:
         return len(self.bid_top)
 
-    def _expand(self, top: np.ndarray, post: np.ndarray, sign: int) -> np.ndarray:
-        levels = self.max_levels
-        nbytes = (levels + 7) // 8
-        as_bytes = np.ascontiguousarray(post, dtype="<u8").view(np.uint8).reshape(-1, 8)
-        bits = np.unpackbits(as_bytes[:, :nbytes], axis=1, bitorder="little")[:, :levels]
-        lvl = np.arange(levels, dtype=np.int64)
-        prices = (top[:, None] + lvl * (sign * self.tick)) & self.price_max
-        prices *= bits
-        return prices
+    def level_price(self, side: str, level: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Prices of one level (``side`` ``"bid"`` or ``"ask"``) for every update: the
+        level's price where posted, else 0 (into ``out``, uint64, when given)."""
+        top, post = (self.bid_top, self.bid_post) if side == "bid" else (self.ask_top, self.ask_post)
+        step = (-level if side == "bid" else level) * self.tick
+        if out is None:
+            out = np.empty(len(top), dtype=np.uint64)
+        # modulo 2**64 then masked: the same low bits as (top + step) mod 2**pb
+        np.add(np.asarray(top, dtype=np.int64).view(np.uint64), np.uint64(step % (1 << 64)), out=out)
+        np.bitwise_and(out, np.uint64(self.price_max), out=out)
+        posted = np.right_shift(post, np.uint64(level)) & np.uint64(1)
+        np.multiply(out, posted, out=out)
+        return out
 
     @property
     def bid_price(self) -> np.ndarray:
-        return self._expand(self.bid_top, self.bid_post, -1)
+        """``(n, max_levels)`` bid prices (0 where not posted)."""
+        return np.stack([self.level_price("bid", i) for i in range(self.max_levels)], axis=1)
 
     @property
     def ask_price(self) -> np.ndarray:
-        return self._expand(self.ask_top, self.ask_post, 1)
+        """``(n, max_levels)`` ask prices (0 where not posted)."""
+        return np.stack([self.level_price("ask", i) for i in range(self.max_levels)], axis=1)
 
     @property
     def quotable(self) -> np.ndarray:
@@ -432,26 +438,50 @@ class RefreshModel:
     def run(
         self, legacy: bool, interval: int, armed: np.ndarray, quotable: np.ndarray, ts: np.ndarray
     ) -> np.ndarray:
-        """Decisions for a batch; monotone time is handled by binary search, else a loop."""
+        """Decisions for a batch, in any time order, without a step per update.
+
+        A refresh at ``f`` sets ``last = ts[f]`` and the next one is the first candidate
+        (armed and quotable) with ``ts >= ts[f] + interval``. Every candidate between
+        them is below that bound (it would have refreshed otherwise), so every refresh is
+        a running maximum of the candidates' times, and the next refresh is where the
+        running maximum ``peak`` first reaches the bound: one ``searchsorted`` for all
+        candidates, then a walk along the refreshes. With ``interval == 0`` a candidate
+        refreshes exactly when it is at least every earlier candidate (and ``last``).
+        """
         cand = np.flatnonzero(np.asarray(armed, dtype=bool) & np.asarray(quotable, dtype=bool))
         out = np.zeros(len(ts), dtype=bool)
         if len(cand) == 0:
             return out
         ts_c = np.asarray(ts, dtype=np.uint64)[cand]
-        if interval > 0 and bool(np.all(ts_c[1:] >= ts_c[:-1])):
-            pos = 0
-            while pos < len(cand):
-                if not (not legacy and not self.quoted):
-                    need = self.last + interval
-                    if need >= 1 << 64:
-                        break
-                    pos += int(np.searchsorted(ts_c[pos:], np.uint64(need), side="left"))
-                    if pos >= len(cand):
-                        break
-                self.last, self.quoted = int(ts_c[pos]), True
-                out[cand[pos]] = True
-                pos += 1
+        first = not legacy and not self.quoted
+        if interval == 0:
+            earlier = np.concatenate((np.zeros(1, np.uint64), np.maximum.accumulate(ts_c)[:-1]))
+            fire = ts_c >= np.maximum(earlier, np.uint64(self.last))
+            fire[0] |= first
+            fired = np.flatnonzero(fire)
+            if len(fired):
+                out[cand[fired]] = True
+                self.last, self.quoted = int(ts_c[fired[-1]]), True
             return out
-        for j, t in zip(cand.tolist(), ts_c.tolist(), strict=True):
-            out[j] = self.step(legacy, interval, True, True, t)
+        peak = np.maximum.accumulate(ts_c)
+        top = (1 << 64) - 1
+        if first:
+            k = 0
+        elif self.last + interval > top:
+            return out
+        else:
+            k = int(np.searchsorted(peak, np.uint64(self.last + interval), side="left"))
+        if k >= len(cand):
+            return out
+        reachable = ts_c <= np.uint64(top - interval)  # ts + interval fits in 64 bits
+        bound = np.where(reachable, ts_c + np.uint64(min(interval, top)), 0)
+        following = np.searchsorted(peak, bound, side="left")
+        following[~reachable] = len(cand)
+        chain, nxt, n = [], following.tolist(), len(cand)
+        while k < n:
+            chain.append(k)
+            k = nxt[k]
+        fired = np.array(chain, dtype=np.int64)
+        out[cand[fired]] = True
+        self.last, self.quoted = int(ts_c[fired[-1]]), True
         return out

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "regs": ("nanoquote.hw.contract.regs_cli", "print the register map as markdown, a C header or JSON"),
     "build": ("nanoquote.hw.fpga.build_cli", "synthesize, place and route for an ECP5 FPGA"),
     "bench": ("nanoquote.sim.bench", "measure the figures of docs/performance.md"),
+    "mutate": ("nanoquote.sim.mutation", "how many gateware mutants the tests kill"),
+    "sweep": ("nanoquote.sim.sweep", "run seeded sessions over a grid of configurations on Dask"),
 }
 
 #: exit status after output into a closed pipe

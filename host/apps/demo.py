@@ -1,82 +1,26 @@
 """``nanoquote demo``: the golden strategy on a seeded synthetic market.
 
 A random-walk top of book, an exchange that acks every order and fills a resting order
-when the market trades through it, and a summary of what the strategy did.
+when the market trades through it (``nanoquote.sim.random_walk``), and a summary of
+what the strategy did.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
-from dataclasses import dataclass, field
 
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.market_maker import MarketMakerStrategy
-from nanoquote.host.strategy.orders import Action, CancelOrder, Fill, NewOrder, Side
-from nanoquote.host.strategy.quoting import BookUpdate
+from nanoquote.sim.random_walk import WalkResult, play_market
 
 from nanoquote.cli import count, write_stdout
 
-__all__ = ["configure", "run", "DemoResult", "run_demo"]
+__all__ = ["configure", "run", "run_demo"]
 
 
-@dataclass
-class DemoResult:
-    updates: int = 0
-    orders: int = 0
-    cancels: int = 0
-    fills: int = 0
-    strategy: MarketMakerStrategy | None = field(default=None, repr=False)
-
-
-class _Exchange:
-    """Acks orders, confirms cancels, fills resting orders the market trades through."""
-
-    def __init__(self) -> None:
-        self.resting: dict[int, NewOrder] = {}
-
-    def handle(self, strategy: MarketMakerStrategy, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, NewOrder):
-                self.resting[action.id] = action
-                strategy.on_order_ack(action.id)
-            elif isinstance(action, CancelOrder) and self.resting.pop(action.id, None):
-                strategy.on_order_cancel(action.id)
-
-    def match(self, book: BookUpdate) -> list[Fill]:
-        fills = []
-        for order in list(self.resting.values()):
-            if (order.side is Side.BUY and book.best_ask <= order.price) or (
-                order.side is Side.SELL and book.best_bid >= order.price
-            ):
-                fills.append(Fill(order.id, order.side, order.price, order.qty, 0.25, book.ts))
-                del self.resting[order.id]
-        return fills
-
-
-def run_demo(seed: int, updates: int, config: MarketMakerConfig) -> DemoResult:
-    rng = random.Random(seed)
-    strategy = MarketMakerStrategy("demo", 1, config)
-    strategy.arm()
-    exchange = _Exchange()
-    result = DemoResult(strategy=strategy)
-    t = config.tick_size
-    bid_ticks = 2000
-    ts = 0
-    for _ in range(updates):
-        ts += rng.randint(1_000_000, 50_000_000)
-        bid_ticks += rng.choice((-1, 0, 0, 1))
-        spread = rng.choice((1, 1, 1, 2))
-        book = BookUpdate(ts, bid_ticks * t, (bid_ticks + spread) * t)
-        for fill in exchange.match(book):
-            strategy.on_fill(fill)
-            result.fills += 1
-        actions = strategy.on_market_data(book)
-        result.updates += 1
-        result.orders += sum(isinstance(a, NewOrder) for a in actions)
-        result.cancels += sum(isinstance(a, CancelOrder) for a in actions)
-        exchange.handle(strategy, actions)
-    return result
+def run_demo(seed: int, updates: int, config: MarketMakerConfig) -> WalkResult:
+    """The demo session on the golden strategy."""
+    return play_market(MarketMakerStrategy("demo", 1, config), seed, updates)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

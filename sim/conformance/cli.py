@@ -12,7 +12,7 @@ import secrets
 import sys
 
 from nanoquote.sim.conformance.amaranth_runner import Handshake
-from nanoquote.sim.conformance.runs import BACKENDS, run_conformance
+from nanoquote.sim.conformance.runs import BACKENDS, ENGINES, run_conformance
 
 from nanoquote.cli import count
 
@@ -41,10 +41,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="probability the driver idles a cycle (default 0.05)")
     parser.add_argument("--stall", type=_probability, default=0.05,
                         help="probability o.ready is low in a cycle (default 0.05)")
-    parser.add_argument("--chunk", type=count, default=100_000,
-                        help="vectors per simulator run (each starts from reset)")
+    parser.add_argument("--chunk", type=count, default=None,
+                        help="vectors per simulator run, each from reset (default 100000; "
+                             "bulk: 1000000, one shard each)")
     parser.add_argument("--random-reset", action="store_true",
                         help="verilator: start every register random (+verilator+rand+reset+2)")
+    parser.add_argument("--engine", choices=ENGINES, default="cocotb",
+                        help="verilator: cocotb (every vector against golden, Python each clock) "
+                             "or bulk (a C++ harness, every vector against the bit-accurate model, "
+                             "a sample against golden)")
+    parser.add_argument("--golden-share", type=_probability, default=0.001,
+                        help="bulk: share of vectors also checked against golden (default 0.001)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="bulk: check the shards on a local Dask cluster of this many workers")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                        help="bulk: check the shards on this Dask cluster")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,11 +65,24 @@ def run(args: argparse.Namespace) -> int:
         from nanoquote.sim.verilator import random_reset_plusargs
 
         plusargs = random_reset_plusargs(seed)
+    bulk = args.engine == "bulk"
+    if bulk and args.backend != "verilator":
+        print("conformance: error: --engine bulk needs --backend verilator", file=sys.stderr)
+        return 2
+    if not bulk and (args.workers or args.scheduler):
+        print("conformance: error: --workers and --scheduler need --engine bulk", file=sys.stderr)
+        return 2
+    if args.workers < 0:
+        print(f"conformance: error: --workers must be >= 0, got {args.workers}", file=sys.stderr)
+        return 2
+    options = dict(golden_share=args.golden_share, workers=args.workers,
+                   scheduler=args.scheduler) if bulk else {}
     try:
         result = run_conformance(
             args.backend, args.policy, args.vectors, seed, exhaustive=args.exhaustive,
             max_levels=args.max_levels, handshake=Handshake(args.idle, args.stall, seed),
-            chunk_vectors=args.chunk, plusargs=plusargs,
+            chunk_vectors=args.chunk or (1_000_000 if bulk else 100_000), plusargs=plusargs,
+            engine=args.engine, **options,
         )
     except BrokenPipeError:  # output into a closed pipe: nanoquote.cli ends quietly
         raise
@@ -68,8 +92,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for line in result.reports:
         print(f"  mismatch: {line}")
-    print(f"  {result.vectors} vectors in {result.wall_seconds:.1f} s wall, "
-          f"{result.sim_rate:,.0f} vectors/s simulated ({result.cycles} cycles)")
+    if bulk:
+        cpu = (f", {result.vectors / result.cpu_seconds:,.0f} per CPU second"
+               if result.cpu_seconds == result.cpu_seconds and result.cpu_seconds > 0 else "")
+        print(f"  {result.vectors} vectors in {result.wall_seconds:.1f} s wall, "
+              f"{result.vectors / result.wall_seconds if result.wall_seconds else 0:,.0f} "
+              f"verified vectors/s end to end{cpu} ({result.cycles} cycles; "
+              f"{result.golden_checked} also against golden)")
+    else:
+        print(f"  {result.vectors} vectors in {result.wall_seconds:.1f} s wall, "
+              f"{result.sim_rate:,.0f} vectors/s simulated ({result.cycles} cycles)")
     if result.mismatches:
         print(f"  FAILED with seed {seed} (rerun: --seed {seed})")
     print(f"conformance: {result.vectors} vectors, {result.mismatches} mismatches")

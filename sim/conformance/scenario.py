@@ -11,6 +11,7 @@ outputs in order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,7 @@ from nanoquote.hw.model import RefreshModel, coefficient_stage, ladder
 from nanoquote.sim.conformance.reference import SpecRefreshClock, golden_ladder
 from nanoquote.sim.port_codec import LadderFields, PortCodec
 
-__all__ = ["Segment", "Expectation", "expect", "Scoreboard", "GoldenRows"]
+__all__ = ["Segment", "Expectation", "expect", "Scoreboard", "GoldenRows", "chunked"]
 
 
 @dataclass
@@ -143,3 +144,17 @@ class Scoreboard:
     def _report(self, text: str) -> None:
         if len(self.reports) < self.max_reports:
             self.reports.append(text)
+
+
+def chunked(segments: list[Segment], chunk_vectors: int) -> Iterator[list[Segment]]:
+    """Consecutive groups of whole segments with about ``chunk_vectors`` updates each."""
+    group: list[Segment] = []
+    size = 0
+    for seg in segments:
+        group.append(seg)
+        size += len(seg)
+        if size >= chunk_vectors:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group

@@ -25,7 +25,7 @@ from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.domain import POSITION_MAX
 from nanoquote.sim.conformance.scenario import Segment
 
-__all__ = ["random_config", "random_segment", "random_scenario", "exhaustive_scenario",
+__all__ = ["random_config", "random_timestamps", "random_segment", "random_scenario", "exhaustive_scenario",
            "corner_books", "boundary_residues", "Grid", "FULL_GRID", "SMALL_GRID", "TS_LIMIT"]
 
 #: Timestamps stay in the golden model's domain, 0 .. 2**63-1.
@@ -63,6 +63,33 @@ def _live(rng: random.Random, size: int) -> int:
     return rng.choice([0, 0, size, rng.randint(0, 3 * size), rng.randint(0, (1 << 32) - 1)])
 
 
+def random_timestamps(g: np.random.Generator, kind: np.ndarray, ts0: int, interval: int) -> np.ndarray:
+    """Timestamps from ``ts0``: per update (by ``kind``) a repeat, a step back, a rare leap
+    of up to 2**61, or an advance of up to twice the refresh interval; never below 0 or
+    above :data:`TS_LIMIT`.
+
+    Vectorised: the floor at 0 is the Lindley recursion ``s = max(0, s + d)`` in closed
+    form, ``s_k = S_k - min(0, min_{j<=k} S_j)`` over the prefix sums ``S``; the start is
+    lowered when the walk would otherwise pass :data:`TS_LIMIT`.
+    """
+    n = len(kind)
+    scale = max(1, min(interval, 1 << 40))
+    # by kind: repeat, step back, else advance (one draw); then the leaps
+    high = np.array([1, scale + 1] + [2 * scale + 2] * 6, dtype=np.int64)
+    delta = g.integers(0, high[kind]) * np.array([0, -1] + [1] * 6)[kind]
+    leap = np.flatnonzero((kind == 2) & (g.random(n) < 0.1))
+    # leaps sum to at most 2**61 per segment, so the int64 prefix sums cannot overflow
+    leap_bits = max(1, 61 - len(leap).bit_length())
+    delta[leap] = g.integers(0, 1 << 62, len(leap), dtype=np.int64) >> (
+        62 - g.integers(1, leap_bits + 1, len(leap)))
+    walk = np.cumsum(delta, dtype=np.int64)
+    top = int(walk.max(initial=0)) + max(0, -int(walk.min(initial=0)))
+    start = min(max(ts0, 0), TS_LIMIT - top)
+    prefix = walk + start
+    floor = np.minimum(np.minimum.accumulate(prefix), 0)
+    return (prefix - floor).astype(np.uint64)
+
+
 def random_segment(
     rng: random.Random, config: MarketMakerConfig, n: int, ts0: int, price_bits: int,
     armed: bool | None = None,
@@ -76,12 +103,10 @@ def random_segment(
     drift = g.integers(-4 * t, 4 * t + 1, n)
     bid = np.clip(level + drift, 1, pmax)
     kind = g.integers(0, 8, n)
-    spread = np.select(
-        [kind == 0, kind == 1, kind == 2, kind == 3, kind == 4],
-        [g.integers(1, 6, n) * t, g.integers(1, 4, n), np.zeros(n, np.int64),
-         -g.integers(1, 2 * t + 2, n), g.integers(0, 64 * t + 64, n)],
-        default=g.integers(1, 2 * t + 2, n),
-    )
+    # by kind: whole ticks, 1-3 raw, locked, crossed, wide, else up to two ticks (one draw)
+    low = np.array([1, 1, 0, 1, 0, 1, 1, 1])
+    high = np.array([6, 4, 1, 2 * t + 2, 64 * t + 64, 2 * t + 2, 2 * t + 2, 2 * t + 2])
+    spread = g.integers(low[kind], high[kind]) * np.array([t, 1, 1, -1, 1, 1, 1, 1])[kind]
     ask = np.clip(bid + spread, 1, pmax)
     corner = g.random(n) < 0.02
     bid = np.where(corner, g.choice([1, 2, pmax - 1, pmax], n), bid)
@@ -89,27 +114,14 @@ def random_segment(
     ask = np.where(corner, g.choice([1, 2, pmax - 1, pmax], n), ask)
     has_bid = g.random(n) >= 0.04
     has_ask = g.random(n) >= 0.04
-    interval = config.refresh_interval_ns
-    scale = max(1, min(interval, 1 << 40))
-    ts, now = [], ts0
-    for k in kind.tolist():  # repeat, step back, leap, or advance around the interval
-        if k == 0:
-            pass
-        elif k == 1:
-            now -= rng.randint(0, scale)
-        elif k == 2 and rng.random() < 0.1:
-            now += rng.getrandbits(rng.randint(1, 62))
-        else:
-            now += rng.randint(0, 2 * scale + 1)
-        now = min(max(now, 0), TS_LIMIT)
-        ts.append(now)
+    ts = random_timestamps(g, kind, ts0, config.refresh_interval_ns)
     return Segment(
         config=config,
         position=_position(rng, config.max_inventory),
         live_bid=_live(rng, config.order_size),
         live_ask=_live(rng, config.order_size),
         armed=rng.random() >= 0.1 if armed is None else armed,
-        ts=np.array(ts, dtype=np.uint64),
+        ts=ts,
         bid=bid.astype(np.int64),
         ask=ask.astype(np.int64),
         has_bid=has_bid,

@@ -28,6 +28,8 @@ def _result(build):
     return {
         "sizes": {"golden_events": 10}, "golden_us_per_refresh": {"exchange": 40.0, "legacy": 30.0},
         "model": {"updates_per_s": 2_000_000, "updates": 1000},
+        "bulk": {"wall_vectors_per_s": 2_000_000, "cpu_vectors_per_s": 1_000_000, "vectors": 10,
+                 "golden_checked": 1, "mismatches": 0},
         "verilator": {"vectors_per_s": 9000, "wall_vectors_per_s": 3000, "vectors": 10, "mismatches": 0},
         "amaranth": {"vectors_per_s": 900, "wall_vectors_per_s": 800, "vectors": 10, "mismatches": 0},
         "latency_cycles": 5, "build": build,
@@ -75,6 +77,9 @@ def test_quick_bench_measures_every_figure(tmp_path, capsys):
     assert result["model"]["updates_per_s"] > 0
     for backend in ("verilator", "amaranth"):
         assert result[backend]["vectors_per_s"] > 0 and result[backend]["mismatches"] == 0
+    bulk = result["bulk"]
+    assert bulk["vectors"] == 20_000 and bulk["mismatches"] == 0 and bulk["golden_checked"] >= 1
+    assert bulk["wall_vectors_per_s"] > 0 and bulk["cpu_vectors_per_s"] > 0
     assert result["latency_cycles"] >= 1
     assert result["build"]["fmax_mhz"] == {"clk": 212.5}
     assert result["machine"]["cores"] >= 1 and result["machine"]["packages"]["amaranth"]

@@ -8,6 +8,7 @@ refresh rule on hand-computed timestamps and that reset clears the refresh state
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -15,11 +16,12 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
+from nanoquote.hw.contract.coefficients import PipelineParams
 from nanoquote.hw.contract.widths import DatapathWidths
 from nanoquote.hw.gateware.pipeline import QuotePipeline
 from nanoquote.sim.conformance.amaranth_runner import Handshake, run_amaranth
 from nanoquote.sim.conformance.reference import SpecRefreshClock, golden_ladder
-from nanoquote.sim.conformance.scenario import GoldenRows, Scoreboard, expect
+from nanoquote.sim.conformance.scenario import GoldenRows, Scoreboard, Segment, expect
 from nanoquote.sim.conformance.vectors import random_scenario
 from nanoquote.sim.port_codec import PortCodec
 
@@ -313,3 +315,194 @@ def test_nothing_posted_before_configuration() -> None:
 
     _run(dut, bench)
     assert got[0].bid_post == got[0].ask_post == 0 and got[0].bid_count == 0
+
+
+# -- corners random books almost never reach ----------------------------------------------
+
+
+def _sum_book(p: int, ts: int = 0) -> BookUpdate:
+    """A book with ``bid + ask = p``, both in the price domain: uncrossed when ``3 <= p <
+    2*PMAX`` (exchange quotes nothing else), else locked (legacy quotes it)."""
+    bid = (p - 1) // 2 if 3 <= p < 2 * PMAX else p // 2
+    return BookUpdate(ts, bid, p - bid)
+
+
+def _sweep_segment(config: MarketMakerConfig, position: int, sums: list[int], ts0: int) -> Segment:
+    """One update per ``P = bid + ask`` in ``sums``, armed, no live quantity."""
+    books = [_sum_book(p) for p in sums]
+    n = len(books)
+    return Segment(config, position, 0, 0, True, np.arange(ts0, ts0 + n, dtype=np.uint64),
+                   np.array([b.best_bid for b in books], dtype=np.int64),
+                   np.array([b.best_ask for b in books], dtype=np.int64),
+                   np.ones(n, dtype=bool), np.ones(n, dtype=bool))
+
+
+def _window_bounds(config: MarketMakerConfig, position: int, levels: int) -> list[tuple[int, str, bool]]:
+    """``(P, side, at the bottom)`` for every ``P`` near either end of the price domain at
+    which the golden ladder posts a side differently from ``P - 1``: a window bound."""
+    span = 2 * config.tick_size * (levels + config.base_spread_ticks + config.min_edge_ticks + 4)
+    ends = ((True, range(3, span)),
+            (False, range(2 * PMAX - span, 2 * PMAX + (1 if config.is_legacy else 0))))
+    bounds = []
+    for bottom, sums in ends:
+        prev = None
+        for p in sums:
+            lad = golden_ladder(config, _sum_book(p), position, 0, 0, levels, PMAX)
+            if prev is not None:
+                bounds += [(p, "bid", bottom)] if lad.bid_post != prev.bid_post else []
+                bounds += [(p, "ask", bottom)] if lad.ask_post != prev.ask_post else []
+            prev = lad
+    return bounds
+
+
+def _play(segments: list[Segment], levels: int, seed: int) -> None:
+    """The pipeline (with back-pressure seeded by ``seed``) against golden on ``segments``."""
+    print(f"seed {seed}")
+    exp = expect(segments, DatapathWidths(levels))
+    assert not exp.model_mismatches, f"model differs from golden at {exp.model_mismatches[:5]}"
+    outputs, _ = run_amaranth(segments, levels, 31, Handshake(0.0, 0.2, seed))
+    board = Scoreboard(exp.golden, PortCodec(levels, 31))
+    for raw in outputs:
+        board.push(raw)
+    board.finish()
+    assert board.mismatches == 0, f"seed {seed}: " + " | ".join(board.reports)
+
+
+#: build levels -> (config, position): together they put a window bound of each side at
+#: each end of the price domain (exchange bids can only leave it at the bottom, asks only at
+#: the top; legacy, skewed, reaches the other two)
+WINDOW_CASES = {
+    12: [  # counts of 9..12 need the third 4-bit popcount chunk
+        (MarketMakerConfig(num_levels=12, max_levels=12, tick_size=3, base_spread_ticks=2, min_edge_ticks=1,
+                           inventory_skew_factor=1.0, max_inventory=100, order_size=5), 7),
+        (MarketMakerConfig(quote_policy="legacy", num_levels=12, max_levels=12, tick_size=3, base_spread_ticks=3,
+                           inventory_skew_factor=1.0, max_inventory=11, order_size=1), 10),
+    ],
+    8: [
+        (MarketMakerConfig(num_levels=8, tick_size=25, base_spread_ticks=2, min_edge_ticks=0,
+                           inventory_skew_factor=0.5, max_inventory=50, order_size=5), -20),
+        # long: the legacy asks start below the mid, so they leave the domain at the bottom too
+        (MarketMakerConfig(quote_policy="legacy", num_levels=8, tick_size=25, base_spread_ticks=3,
+                           inventory_skew_factor=1.0, max_inventory=11, order_size=1), 10),
+        # short: the legacy bids start above the mid, so they leave the domain at the top too,
+        # where 5 asks are out already (out-of-domain counts 5 + 1: an adder, not an or)
+        (MarketMakerConfig(quote_policy="legacy", num_levels=5, tick_size=7, base_spread_ticks=3,
+                           inventory_skew_factor=1.0, max_inventory=11, order_size=1), -10),
+    ],
+}
+
+
+@pytest.mark.parametrize("levels", sorted(WINDOW_CASES))
+def test_books_on_every_price_domain_window_bound(levels: int) -> None:
+    """``P`` exactly on each level's window bound, and either side of it (docs/pipeline.md,
+    "price-domain windows on P"), in both policies, at both ends of the price domain."""
+    segments, ts, reached = [], 1000, set()
+    for config, position in WINDOW_CASES[levels]:
+        bounds = _window_bounds(config, position, levels)
+        top = 2 * PMAX if config.is_legacy else 2 * PMAX - 1  # bid, ask <= PMAX (and uncrossed)
+        sums = sorted({q for p, _, _ in bounds for q in (p - 1, p, p + 1) if q <= top})
+        segments.append(_sweep_segment(config, position, sums, ts))
+        ts += len(sums)
+        reached |= {(side, bottom, config.is_legacy) for _, side, bottom in bounds}
+    want = {("bid", True, False), ("ask", False, False)}  # exchange
+    if levels == 8:
+        want |= {(side, bottom, True) for side in ("bid", "ask") for bottom in (True, False)}
+    assert want <= reached, f"window bounds not reached: {want - reached}"
+    _play(segments, levels, 31 + levels)
+
+
+def test_skew_exactness_at_a_large_position() -> None:
+    """``a*c`` an integer with ``t mod 2**47 = a*eps`` above 2**14 (docs/datapath.md, "the skew
+    coefficient"): M = 32767, T = 7, B = 1, f = 1 and position 18724 give w = 8 exactly."""
+    config = MarketMakerConfig(max_inventory=32767, tick_size=7, base_spread_ticks=1, inventory_skew_factor=1.0,
+                               min_edge_ticks=0, order_size=1, num_levels=4)
+    position = 18724
+    frac = position * PipelineParams.from_config(config).skew_coef % (1 << 47)
+    assert 1 << 14 <= frac < 1 << 15
+    assert 2 * position * config.skew_q * config.tick_size % (config.max_inventory * 65536) == 0
+    sums = list(range(100_000, 100_000 + 4 * config.tick_size))  # every residue of P mod 2T, twice
+    _play([_sweep_segment(config, position, sums, 5)], 8, 41)
+
+
+@pytest.mark.parametrize("tick", [2, 4])
+def test_fraction_exactly_on_the_thresholds(tick: int) -> None:
+    """With ``2T`` a power of two the reciprocal is exact (``err = 0``), so ``F = rP*m`` lands
+    exactly on the thresholds ``kbr*m``, ``m`` and ``(kar+1)*m`` when ``rP`` equals them
+    (docs/pipeline.md, "rP comparisons on the fraction"): every residue, every position."""
+    config = MarketMakerConfig(max_inventory=5, tick_size=tick, base_spread_ticks=3, min_edge_ticks=0,
+                               inventory_skew_factor=Fraction(1, 3), order_size=1, num_levels=3)
+    sums = list(range(100_000, 100_000 + 4 * tick))
+    segments = [_sweep_segment(config, pos, sums, 10 * k) for k, pos in enumerate(range(-6, 7))]
+    _play(segments, 8, 50 + tick)
+
+
+def test_soft_reset_forgets_a_refresh_still_in_flight() -> None:
+    """docs/pipeline.md: updates already past the refresh decision keep their flag, but the clock
+    forgets them. A refresh decided just before the soft reset, held in S2 by back-pressure,
+    must not be taken over afterwards: the next update is the first again (exchange)."""
+    dut = QuotePipeline(max_levels=2)
+    codec = PortCodec(2, 31)
+    config = MarketMakerConfig(refresh_interval_ns=1000, num_levels=2, max_levels=2)
+    ahead = [_book(codec, 1 + k, 1000, None) for k in range(3)]  # no mid: they fill S5..S3
+    refreshing, after = _book(codec, 10, 1000, 1010), _book(codec, 20, 1000, 1010)
+    got: list = []
+
+    async def bench(ctx) -> None:
+        h = _Harness(dut, codec, ctx)
+        h.set_ports(config, 0)
+        await h.wait_settled()
+        for raw in [*ahead, refreshing]:  # back to back into a pipeline whose output is held
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload.as_value(), raw)
+            ctx.set(dut.o.ready, 0)
+            assert ctx.get(dut.i.ready)
+            await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for _ in range(6):  # the stages fill and stall: the refresh waits in S2
+            await ctx.tick()
+        assert not ctx.get(dut.i.ready)
+        ctx.set(dut.soft_reset, 1)
+        await ctx.tick()
+        ctx.set(dut.soft_reset, 0)
+        for _ in range(3):
+            await ctx.tick()
+        await h.send(after)  # h.tick takes the output again
+        await h.drain(5)
+        got.extend(codec.decode(raw).refresh for _, raw in h.outputs)
+
+    _run(dut, bench)
+    assert got == [False, False, False, True, True]
+
+
+def test_steps_switched_off_at_the_largest_tick() -> None:
+    """T = 65535 (``l = 17``): ``F`` reaches above ``2**(pb+17)`` when ``rP >= T``, so a switched-off
+    ask step's threshold must stay beyond every ``F`` (B = 2, e = 0, no skew: ``[rP > 0]`` is off)."""
+    t = 65535
+    config = MarketMakerConfig(tick_size=t, base_spread_ticks=2, min_edge_ticks=0, max_inventory=50, num_levels=3)
+    base = 2 * t * 5000
+    sums = [base + r for r in (0, 1, 2, t - 1, t, t + 1, 2 * t - 2, 2 * t - 1)]
+    _play([_sweep_segment(config, 0, sums, 3)], 8, 61)
+
+
+@pytest.mark.parametrize("levels", [2, 8])
+def test_settled_is_low_for_settle_cycles_after_a_port_change(levels: int) -> None:
+    """``settle_cycles`` is how long ``settled`` stays low after the ports are taken over (one
+    cycle after the change): exactly, once, with no update accepted meanwhile."""
+    dut = QuotePipeline(max_levels=levels)
+    codec = PortCodec(levels, 31)
+    config = MarketMakerConfig(num_levels=2, max_levels=levels)
+    trace: list[tuple[bool, bool]] = []
+
+    async def bench(ctx) -> None:
+        h = _Harness(dut, codec, ctx)
+        h.set_ports(config, 0)
+        await h.wait_settled()
+        ctx.set(dut.position, 3)
+        for _ in range(dut.settle_cycles + 10):
+            await ctx.tick()
+            trace.append((bool(ctx.get(dut.settled)), bool(ctx.get(dut.i.ready))))
+
+    _run(dut, bench)
+    low = [k for k, (settled, _) in enumerate(trace) if not settled]
+    assert low == list(range(dut.settle_cycles + 1)), low
+    assert not any(ready for settled, ready in trace if not settled)

@@ -11,12 +11,14 @@ import random
 from fractions import Fraction
 
 import pytest
+from amaranth.hdl import ClockDomain, Module
 from nanoquote.host.device.bus import Resp
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import PipelineParams
 from nanoquote.hw.contract.register_map import Access
 from nanoquote.hw.gateware.top import NanoquoteTop
+from nanoquote.sim.conformance.reference import SpecRefreshClock
 from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
 from nanoquote.sim.testbenches.amaranth_support import (
     expected_ladder,
@@ -423,7 +425,7 @@ def test_soft_reset_clears_the_refresh_clock():
     run_top(bench, "top_soft_reset_refresh")
 
 
-@pytest.mark.parametrize(("max_levels", "price_bits"), [(1, 20), (16, 32)])
+@pytest.mark.parametrize(("max_levels", "price_bits"), [(1, 20), (12, 31), (16, 32)])
 def test_other_builds_quote_like_the_golden_model(max_levels, price_bits):
     seed = test_seed(300 + max_levels)
     rng = random.Random(seed)
@@ -446,3 +448,177 @@ def test_other_builds_quote_like_the_golden_model(max_levels, price_bits):
             assert {k: got[k] for k in want} == want, f"seed {seed} step {step}: {book} position {position}"
 
     run_top(bench, f"top_l{max_levels}_p{price_bits}", max_levels=max_levels, price_bits=price_bits)
+
+
+def test_builds_beyond_16_levels_are_refused():
+    """The register map holds at most 16 levels (``MAX_LEVELS_LIMIT``): a build of 17..20, whose
+    popcounts would have 5 chunks, is outside the validated domain and refused; 12 levels (3
+    chunks) is the odd-chunk build tested above and in test_pipeline.py."""
+    with pytest.raises(ValueError, match="max_levels"):
+        NanoquoteTop(max_levels=20)
+
+
+def test_status_settled_is_low_while_a_commit_is_adopted():
+    """docs/spec.md §9.3: while the device adopts a commit ``STATUS.settled`` is low and updates
+    are held back, not dropped: one submitted then is computed with the new configuration."""
+    old, new = MarketMakerConfig(), MarketMakerConfig(base_spread_ticks=6)
+
+    async def bench(ctx, dut, regs):
+        await regs.configure(PipelineParams.from_config(old))
+        await regs.pulse("CONTROL", "arm")
+        await regs.bus.idle(60)
+        assert (await regs.read_fields("STATUS"))["settled"] == 1
+        await regs.configure(PipelineParams.from_config(new))
+        assert (await regs.read_fields("STATUS"))["settled"] == 0  # the settle takes 35 cycles
+        book = BookUpdate(1, 100000, 100050)
+        got = await regs.quote(book.ts, book.best_bid, book.best_ask)
+        assert {k: got[k] for k in ("bid_price", "ask_price")} == {
+            k: expected_ladder(new, book, 0, 0, 0, 8, 31)[k] for k in ("bid_price", "ask_price")}
+        assert (await regs.read_fields("STATUS"))["settled"] == 1
+
+    run_top(bench, "top_settled")
+
+
+# -- refresh clock: soft reset, then a commit before the next refresh ----------------------------
+
+
+@pytest.mark.parametrize("policy", ["legacy", "exchange"])
+def test_soft_reset_then_commit_before_the_next_refresh(policy):
+    """docs/spec.md §6.1 and §9.4: after a soft reset the clock is in its starting state (legacy
+    ``last_quote_time = 0``, exchange "no time yet"), and a commit that follows, which makes
+    the device recompute its deadline from the new interval, must not bring the old
+    ``last_quote_time`` back."""
+    legacy = policy == "legacy"
+    before = MarketMakerConfig(quote_policy=policy, refresh_interval_ns=1000)
+    after = before.replace(refresh_interval_ns=1500)
+
+    async def bench(ctx, dut, regs):
+        await regs.configure(PipelineParams.from_config(before))
+        await regs.pulse("CONTROL", "arm")
+        assert (await regs.quote(5000, 100000, 100050))["refresh"] == 1  # 5000 - 0 >= 1000 (either)
+        assert await regs.read("LAST_QUOTE_TIME") == 5000
+        await regs.pulse("CONTROL", "soft_reset")
+        await regs.pulse("CONTROL", "arm")
+        # restarted clock, old interval: legacy needs 1000 from 0, exchange refreshes at once
+        assert (await regs.quote(600, 100000, 100050))["refresh"] == int(not legacy)
+        if not legacy:  # exchange has refreshed at 600: start it again for the commit below
+            await regs.pulse("CONTROL", "soft_reset")
+            await regs.pulse("CONTROL", "arm")
+        await regs.configure(PipelineParams.from_config(after))
+        # legacy: 1200 - 0 < 1500; exchange: still the first quotable update since the reset
+        assert (await regs.quote(1200, 100000, 100050))["refresh"] == int(not legacy)
+        assert (await regs.quote(1600, 100000, 100050))["refresh"] == int(legacy)  # 1600 - 0 >= 1500
+        assert await regs.read("LAST_QUOTE_TIME") == (1600 if legacy else 1200)
+
+    run_top(bench, f"top_soft_reset_commit_{policy}")
+
+
+# -- counters: each one of the register map, exactly, and a hard reset after counting -----------
+
+
+def _counter_names(dut) -> list[str]:
+    return [r.name for r in dut.rmap.group("counters") if r.counter is not None]
+
+
+def _expected_counts(config, steps, names) -> dict[str, int]:
+    """docs/spec.md §9.6 restated on golden ladders: per delivered ladder of ``steps`` (position,
+    live bid, live ask, book)."""
+    counts = dict.fromkeys(names, 0)
+    clock = SpecRefreshClock()
+    for position, live_bid, live_ask, book in steps:
+        want = expected_ladder(config, book, position, live_bid, live_ask, 8, 31)
+        has_mid = not want["no_mid"]
+        counts["COUNT_UPDATES"] += 1
+        counts["COUNT_LADDERS"] += 1
+        counts["COUNT_REFRESHES"] += clock.decide(config, True, has_mid, book.ts)
+        counts["COUNT_GATED_BID"] += has_mid and want["bid_count"] < config.num_levels
+        counts["COUNT_GATED_ASK"] += has_mid and want["ask_count"] < config.num_levels
+        counts["COUNT_OUT_OF_DOMAIN"] += want["out_of_domain"]
+        counts["COUNT_CROSSED"] += want["crossed"]
+        counts["COUNT_NO_MID"] += want["no_mid"]
+    return counts
+
+
+#: M = 15, 3 levels of 5: position 0 fits exactly 3 levels a side (not gated); one lot either
+#: way, or one live lot, gates one side; books without a mid are never counted as gated
+COUNTER_CONFIG = MarketMakerConfig(max_inventory=15, order_size=5, num_levels=3, refresh_interval_ns=1000)
+COUNTER_STEPS = [
+    (0, 0, 0, BookUpdate(10, 100000, 100050)),  # both full
+    (1, 0, 0, BookUpdate(20, 100000, 100050)),  # bid gated
+    (-1, 0, 0, BookUpdate(30, 100000, 100050)),  # ask gated
+    (0, 1, 0, BookUpdate(1500, 100000, 100050)),  # bid gated by a live lot; refresh
+    (0, 0, 5, BookUpdate(1600, 100000, 100050)),  # ask gated by 5 live lots
+    (0, 0, 0, BookUpdate(1700, 10, 40)),  # full, levels out of the price domain
+    (0, 0, 0, BookUpdate(3000, 100050, 100000)),  # crossed: no mid, not gated; no refresh
+    (15, 0, 0, BookUpdate(3100, None, 100000)),  # no mid: not gated although M is reached
+    (0, 0, 0, BookUpdate(3200, 100000, 100000)),  # locked: crossed, no mid
+    (0, 0, 0, BookUpdate(3300, 100000, 100050)),  # both full; refresh
+]
+
+
+def test_every_counter_counts_each_delivered_ladder_once():
+    """Every ``Counter`` of the register map against docs/spec.md §9.6 restated, with ladders
+    held at the output for a while (they count when delivered, once) and full ladders among
+    them (GATED_* count only ladders with a mid and fewer levels than ``num_levels``)."""
+    config = COUNTER_CONFIG
+
+    async def bench(ctx, dut, regs):
+        names = _counter_names(dut)
+        want = _expected_counts(config, COUNTER_STEPS, names)
+        assert all(want.values()), want  # the steps exercise every counter
+        with_mid = want["COUNT_LADDERS"] - want["COUNT_NO_MID"]
+        assert max(want["COUNT_GATED_BID"], want["COUNT_GATED_ASK"]) < with_mid  # full ladders too
+        await regs.configure(PipelineParams.from_config(config))
+        await regs.pulse("CONTROL", "arm")
+        for position, live_bid, live_ask, book in COUNTER_STEPS:
+            await regs.set_inventory(position, live_bid, live_ask)
+            ctx.set(dut.o.ready, 0)
+            await regs.submit(book.ts, book.best_bid, book.best_ask)
+            await regs.bus.idle(12)  # the ladder waits at the output
+            ctx.set(dut.o.ready, 1)
+            got = await regs.ladder()
+            expect = expected_ladder(config, book, position, live_bid, live_ask, 8, 31)
+            assert {k: got[k] for k in expect} == expect, book
+        for name in names:
+            assert await regs.read(name) == want[name], name
+
+    run_top(bench, "top_every_counter", o_ready=0)
+
+
+def test_hard_reset_after_counting_clears_every_counter():
+    """docs/spec.md §9.6: reset zeroes the counters. Their registers start at zero anyway, so
+    only a reset after counting shows it: every counter nonzero, then the reset, then the
+    whole map at its reset values (counters, LAST_QUOTE_TIME and the captured ladder
+    included)."""
+    dut = NanoquoteTop()
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    config = COUNTER_CONFIG
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        regs = BenchRegisters(AxiLiteSimMaster(ctx, dut.axil), dut.rmap)
+        await regs.configure(PipelineParams.from_config(config))
+        await regs.pulse("CONTROL", "arm")
+        for position, live_bid, live_ask, book in COUNTER_STEPS:
+            await regs.set_inventory(position, live_bid, live_ask)
+            await regs.quote(book.ts, book.best_bid, book.best_ask)
+        await regs.quote(5000, 100000, 100050)  # a ladder with every level posted, refreshing
+        counts = {name: await regs.read(name) for name in _counter_names(dut)}
+        assert all(counts.values()), counts
+        assert await regs.read("LAST_QUOTE_TIME") == 5000
+        assert await regs.read("LADDER_BID0") != 0
+        ctx.set(cd.rst, 1)
+        await ctx.tick()
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        await regs.bus.idle(40)  # the pipeline settles after reset
+        for reg in dut.rmap:
+            value = await regs.read(reg.name)
+            expect = 0 if reg.access is Access.WP else reg.reset
+            if reg.name == "STATUS":
+                expect = reg.pack(settled=1)
+            assert value == expect, f"after reset {reg.name}: {value:#x} != {expect:#x}"
+
+    simulate(top, [bench], name="top_hard_reset")
