@@ -25,7 +25,7 @@ __all__ = ["COMMANDS", "EXIT_BROKEN_PIPE", "STDOUT", "count", "describe_os_error
 #: name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("nanoquote.host.apps.replay_cli", "replay JSON Lines events through a strategy"),
-    "demo": ("nanoquote.host.apps.demo", "run the strategy on a seeded synthetic market"),
+    "demo": ("nanoquote.host.apps.demo", "trade a simulated market through the strategy on a backend, with a report"),
     "verilog": ("nanoquote.hw.verilog", "write the quote pipeline (or the top level) as Verilog"),
     "conformance": ("nanoquote.sim.conformance.cli", "check the pipeline against the golden model"),
     "regs": ("nanoquote.hw.contract.regs_cli", "print the register map as markdown, a C header or JSON"),

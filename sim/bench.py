@@ -166,6 +166,37 @@ def _bulk(vectors: int, seed: int) -> dict:
     }
 
 
+def _host_path(sizes: BenchSizes) -> dict:
+    """Book updates per second of wall time of the offloaded strategy per backend, on the
+    golden figure's loop (every update refreshes; acks and cancels confirmed at once).
+
+    Each backend's device is started and configured first; only the loop is timed.
+    """
+    from nanoquote.host.device.offload import offloaded_strategy
+    from nanoquote.host.strategy.config import MarketMakerConfig
+    from nanoquote.host.strategy.orders import CancelOrder, NewOrder
+    from nanoquote.host.strategy.quoting import BookUpdate
+    from nanoquote.sim.device_backends import open_bus
+
+    config = MarketMakerConfig(refresh_interval_ns=0, max_quote_updates_per_sec=None)
+    figures = {}
+    for backend, updates in (("model", sizes.golden_events), ("verilator", max(10, sizes.golden_events // 10)),
+                             ("amaranth", max(5, sizes.golden_events // 100))):
+        books = [BookUpdate(i, 50000 + 25 * (i % 4), 50025 + 25 * (i % 4)) for i in range(updates)]
+        with open_bus(backend) as bus:
+            strategy = offloaded_strategy(config, bus)
+            strategy.arm()
+            t0 = time.perf_counter()
+            for book in books:
+                for action in strategy.on_market_data(book):
+                    if isinstance(action, NewOrder):
+                        strategy.on_order_ack(action.id)
+                    elif isinstance(action, CancelOrder):
+                        strategy.on_order_cancel(action.id)
+            figures[backend] = {"updates_per_s": round(updates / (time.perf_counter() - t0)), "updates": updates}
+    return figures
+
+
 def _latency() -> int:
     from nanoquote.hw.gateware.pipeline import QuotePipeline
 
@@ -191,6 +222,7 @@ def run_bench(sizes: BenchSizes, build_json: Path, step: Callable[[str], None] =
           lambda: _conformance("verilator", sizes.verilator_vectors, sizes.seed))
     timed("amaranth", "conformance on the Amaranth simulator",
           lambda: _conformance("amaranth", sizes.amaranth_vectors, sizes.seed))
+    timed("host_path", "offloaded strategy over each backend", lambda: _host_path(sizes))
     result["latency_cycles"] = _latency()
     result["build"] = read_build(build_json)
     result["seconds"]["total"] = round(time.perf_counter() - started, 1)
@@ -214,6 +246,11 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
         out.append((f"conformance, {name}", f"{c['vectors_per_s']:,} vectors/s",
                     f"{c['vectors']:,} vectors, {c['mismatches']} mismatches; "
                     f"{c['wall_vectors_per_s']:,}/s end to end with the golden model"))
+    if "host_path" in result:
+        h = result["host_path"]
+        out.append(("offloaded strategy, book updates/s", " / ".join(f"{h[k]['updates_per_s']:,}" for k in h)
+                    + f" ({' / '.join(h)})", "golden figure's loop, wall time, one bus round trip per update; "
+                    + ", ".join(f"{h[k]['updates']:,}" for k in h) + " updates"))
     lat = result["latency_cycles"]
     out.append(("pipeline latency", f"{lat} cycles" if lat is not None else "no pipeline", "QuotePipeline.LATENCY"))
     build = result["build"]

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nanoquote.host.device.bus import RegisterBus
+from nanoquote.host.strategy.config import MarketMakerConfig
+from nanoquote.host.strategy.market_maker import MarketMakerStrategy
 
-__all__ = ["BACKENDS", "BackendError", "open_bus"]
+__all__ = ["BACKENDS", "STRATEGY_BACKENDS", "BackendError", "open_bus", "open_strategy"]
 
 BACKENDS = ("model", "amaranth", "verilator")
 
@@ -46,3 +48,23 @@ def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
                 bus.close()
         return
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+#: Backends a strategy runs on: the golden strategy alone, or offloaded to a device.
+STRATEGY_BACKENDS = ("golden", *BACKENDS)
+
+
+@contextmanager
+def open_strategy(backend: str, config: MarketMakerConfig, name: str) -> Iterator[MarketMakerStrategy]:
+    """The strategy of ``backend`` for the ``with`` block: ``golden`` is
+    MarketMakerStrategy itself; a device backend offloads it to that device, which is
+    torn down after."""
+    if backend == "golden":
+        yield MarketMakerStrategy(name, 1, config)
+        return
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(STRATEGY_BACKENDS)}")
+    from nanoquote.host.device.offload import offloaded_strategy
+
+    with open_bus(backend, max_levels=config.max_levels) as bus:
+        yield offloaded_strategy(config, bus, name=name)

@@ -4,13 +4,20 @@ Wraps any ``RegisterBus`` (usually the software device) so tests can make the de
 fail at every register access of an update, or at random with a seeded probability.
 A failed access does not reach the device (a request lost on the link), except an
 :class:`AnswerLost`, which is performed and then times out (its answer was lost).
+
+A batch (:meth:`FaultyBus.batch`) is performed one access at a time against the rule,
+so a fault can strike in its middle: a lost request times the batch out there (the
+accesses before it done, the rest not), a lost answer lets the whole batch be performed
+and then times it out, an error response ends it as the device's would.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
+from nanoquote.host.device.batch import Operation, check_batch, run_batch
 from nanoquote.host.device.bus import BusError, BusTimeout, RegisterBus, Resp
 
 __all__ = ["FaultyBus", "AnswerLost"]
@@ -86,6 +93,29 @@ class FaultyBus:
         self.bus.write32(address, value, strobe)
         if lost is not None:
             raise lost
+
+    def batch(self, ops: list[Operation]) -> list[Any]:
+        """``ops`` one access at a time through the rule (see the module docstring)."""
+        check_batch(ops)
+        lost: list[BaseException] = []
+
+        def access(op: str, address: int) -> None:
+            error = self._fault(op, address)
+            if error is not None:
+                lost.append(error)
+
+        def read32(address: int) -> int:
+            access("read", address)
+            return self.bus.read32(address)
+
+        def write32(address: int, value: int, strobe: int = 0xF) -> None:
+            access("write", address)
+            self.bus.write32(address, value, strobe)
+
+        results = run_batch(ops, read32, write32, getattr(self.bus, "idle", None))
+        if lost:
+            raise lost[0]
+        return results
 
     def close(self) -> None:
         self.bus.close()

@@ -22,7 +22,7 @@ import random
 import sys
 import time
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import metadata
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig, QuotePolicy
-from nanoquote.host.strategy.market_maker import MarketMakerStrategy
+from nanoquote.sim.device_backends import STRATEGY_BACKENDS, open_strategy
 from nanoquote.sim.random_walk import play_market
 
 from nanoquote.cli import count, describe_os_error, write_text_file
@@ -41,7 +41,7 @@ __all__ = ["BACKENDS", "METRICS", "GridAxis", "Point", "SessionMetrics", "Sessio
            "run_sweep", "session_seed", "sweep_tasks"]
 
 PROG = "nanoquote sweep"
-BACKENDS = ("golden", "model", "amaranth", "verilator")
+BACKENDS = STRATEGY_BACKENDS
 #: At most this many values per grid field (a range with a tiny step is a mistake).
 MAX_AXIS_VALUES = 10_000
 
@@ -225,24 +225,9 @@ class SessionMetrics:
     final_position: int
 
 
-@contextlib.contextmanager
-def _strategy(backend: str, config: MarketMakerConfig) -> Iterator[MarketMakerStrategy]:
-    """The strategy of ``backend`` for the block (a device backend's device is torn down after)."""
-    if backend == "golden":
-        yield MarketMakerStrategy("sweep", 1, config)
-        return
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    from nanoquote.host.device.offload import offloaded_strategy
-    from nanoquote.sim.device_backends import open_bus
-
-    with open_bus(backend, max_levels=config.max_levels) as bus:
-        yield offloaded_strategy(config, bus, name="sweep")
-
-
 def run_session(backend: str, config: MarketMakerConfig, seed: int, events: int) -> SessionMetrics:
     """One seeded market session of ``events`` book updates through ``backend``'s strategy."""
-    with _strategy(backend, config) as strategy:
+    with open_strategy(backend, config, "sweep") as strategy:
         result = play_market(strategy, seed, events)
         base = strategy.base
         return SessionMetrics(

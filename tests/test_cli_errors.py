@@ -51,13 +51,13 @@ def no_work(monkeypatch):
     ["conformance", "--backend", "amaranth", "--vectors", "-5"],
     ["conformance", "--backend", "amaranth", "--chunk", "0"],
     ["conformance", "--backend", "amaranth", "--max-levels", "0"],
-    ["demo", "--updates", "-5"],
-    ["demo", "--updates", "0"],
+    ["demo", "--events", "-5"],
+    ["demo", "--events", "0"],
     ["regs", "--max-levels", "0"],
     ["verilog", "-", "--max-levels", "-1"],
     ["bench", "--verilator-vectors", "0"],
     ["bench", "--amaranth-vectors", "-3"],
-    ["demo", "--updates", "many"],
+    ["demo", "--events", "many"],
 ])
 def test_counts_below_one_are_usage_errors(no_work, capsys, argv):
     with pytest.raises(SystemExit) as exc:
@@ -179,13 +179,13 @@ def _events_file(tmp_path: Path, books: int = 50) -> Path:
 
 
 @pytest.mark.parametrize("argv", [
-    ["demo", "--updates", "10"],            # small output: fails in the flush at exit
+    ["demo", "--backend", "golden", "--events", "10", "--out", "{out}"],  # small output: fails in the flush at exit
     ["regs", "--format", "json"],
     ["regs", "--format", "markdown"],
     ["replay", "{events}", "--state"],
 ])
 def test_closed_pipe_exits_quietly(tmp_path, argv):
-    argv = [a.replace("{events}", str(_events_file(tmp_path))) for a in argv]
+    argv = [a.replace("{events}", str(_events_file(tmp_path))).replace("{out}", str(tmp_path / "demo")) for a in argv]
     proc = run_into_closed_pipe(*argv)
     assert proc.returncode != 0
     assert proc.stderr == ""
@@ -241,9 +241,10 @@ def test_toml_strategy_table_still_works(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-@pytest.mark.parametrize("argv", [["demo", "--updates", "10"], ["regs"], ["replay", "{events}"]])
+@pytest.mark.parametrize("argv", [["demo", "--backend", "golden", "--events", "10", "--out", "{out}"], ["regs"],
+                                  ["replay", "{events}"]])
 def test_unwritable_stdout_is_one_line(tmp_path, argv):
-    argv = [a.replace("{events}", str(_events_file(tmp_path))) for a in argv]
+    argv = [a.replace("{events}", str(_events_file(tmp_path))).replace("{out}", str(tmp_path / "demo")) for a in argv]
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-m", "nanoquote.cli", *argv], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT)

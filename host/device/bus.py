@@ -1,7 +1,9 @@
-"""Register access below the driver: ``read32``/``write32`` and the ways to reach a device.
+"""Register access below the driver: ``read32``/``write32``/``batch`` and the ways to reach a device.
 
 Every backend (software model, mmap of a real device, simulators behind a loopback
-socket) offers the same two calls; the typed driver above never knows which it has.
+socket) offers the same calls; the typed driver above never knows which it has. A
+batch (:mod:`nanoquote.host.device.batch`) is performed natively by each: ``MmapBus``
+with plain loads and stores, ``SocketBus`` in one round trip.
 
 :class:`SocketBus` speaks the loopback wire protocol of :mod:`nanoquote.host.device.wire`;
 its link faults are :class:`LinkError` subclasses (``OSError``), a silent server
@@ -14,10 +16,11 @@ import mmap
 import os
 import socket
 from collections.abc import Callable
-from enum import IntEnum
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
+from nanoquote.host.device.batch import BatchError, Operation, check_batch, run_batch
+from nanoquote.host.device.responses import BusError, Resp
 from nanoquote.host.device.wire import (
     MAX_IDLE_CYCLES,
     OP_CLOSE,
@@ -26,32 +29,19 @@ from nanoquote.host.device.wire import (
     OP_WRITE,
     PROTOCOL_VERSION,
     RESP_BUSY,
+    RESP_MALFORMED,
     RESP_REFUSED,
     SEND_FLAGS,
+    decode_results,
+    encode_batch,
     encode_hello,
     encode_request,
+    recv_exact,
     recv_response,
 )
 
-__all__ = ["Resp", "BusError", "BusTimeout", "LinkError", "ServerBusy", "LinkRefused", "RegisterBus",
-           "MmapBus", "SocketBus"]
-
-
-class Resp(IntEnum):
-    """AXI4-Lite response codes."""
-
-    OKAY = 0
-    EXOKAY = 1
-    SLVERR = 2
-    DECERR = 3
-
-
-class BusError(IOError):
-    """A register access answered with an error response."""
-
-    def __init__(self, op: str, address: int, resp: Resp) -> None:
-        super().__init__(f"{op} of address {address:#06x} answered {resp.name}")
-        self.op, self.address, self.resp = op, address, resp
+__all__ = ["Resp", "BusError", "BatchError", "BusTimeout", "LinkError", "ServerBusy", "LinkRefused",
+           "BatchRefused", "RegisterBus", "MmapBus", "SocketBus"]
 
 
 class BusTimeout(TimeoutError):
@@ -70,10 +60,20 @@ class LinkRefused(LinkError):
     """The server refused this client's hello: wrong token or protocol version."""
 
 
+class BatchRefused(LinkError):
+    """The server refused a batch whole as malformed or oversized; nothing was performed."""
+
+
 class RegisterBus(Protocol):
+    """What the driver needs of a bus. ``batch`` is optional (:class:`Device
+    <nanoquote.host.device.register_access.Device>` performs a batch one access at a time
+    on a bus without it)."""
+
     def read32(self, address: int) -> int: ...
 
     def write32(self, address: int, value: int, strobe: int = 0xF) -> None: ...
+
+    def batch(self, ops: list[Operation]) -> list[Any]: ...
 
     def close(self) -> None: ...
 
@@ -123,6 +123,11 @@ class MmapBus:
             mask = sum(0xFF << (8 * i) for i in range(4) if strobe >> i & 1)
             value = (self._view[address // 4] & ~mask) | (value & mask)
         self._view[address // 4] = value
+
+    def batch(self, ops: list[Operation]) -> list[Any]:
+        """``ops`` as plain loads and stores (idles are no-ops: a real device's clock runs)."""
+        check_batch(ops)
+        return run_batch(ops, self.read32, self.write32)
 
     def close(self) -> None:
         self._view.release()
@@ -279,6 +284,55 @@ class SocketBus:
         resp, _ = self._transact(OP_WRITE, address, value, strobe, f"write of address {address:#06x}")
         if resp not in (Resp.OKAY, Resp.EXOKAY):
             raise BusError("write", address, resp)
+
+    def batch(self, ops: list[Operation]) -> list[Any]:
+        """Perform ``ops`` in one round trip (an ``OP_BATCH`` frame); their results.
+
+        A malformed batch raises ``ValueError`` before anything is sent. An operation
+        answered with an error raises :class:`BatchError` naming it: those before it were
+        performed, it and those after it not. A batch the server refuses whole raises
+        :class:`BatchRefused` (nothing performed; the connection is closed). A batch not
+        answered in time raises :class:`BusTimeout`: how much of it was performed is
+        unknown, as for a single access.
+        """
+        check_batch(ops)
+        if not ops:
+            return []
+        self._link()
+        seq = self._next_seq()
+        what = f"a batch of {len(ops)} operations"
+        resp, answered, count = self._exchange(encode_batch(seq, ops), what)
+        if answered != seq or not (resp in Resp._value2member_map_ or resp == RESP_MALFORMED) or (
+                count > len(ops) or (resp == Resp.OKAY and count != len(ops))
+                or (resp != Resp.OKAY and count >= len(ops))):
+            self._drop()
+            raise LinkError(f"{self.name} answered request {answered} with response {resp:#x} and "
+                            f"{count} results to {what} (request {seq}); the connection is closed")
+        if resp == RESP_MALFORMED:
+            self._drop()
+            raise BatchRefused(f"{self.name} refused {what} as malformed; nothing was performed "
+                               "and the connection is closed")
+        words = self._receive(4 * count, what) if count else b""
+        results = decode_results(ops, words)
+        if resp != Resp.OKAY:
+            op = ops[count]
+            raise BatchError(count, op, getattr(op, "address", 0), Resp(resp), results)
+        return results
+
+    def _receive(self, size: int, what: str) -> bytes:
+        """The rest of an answer (its results); faults drop the link."""
+        assert self._sock is not None
+        try:
+            data = recv_exact(self._sock, size)
+        except TimeoutError:
+            self._drop()
+            raise BusTimeout(f"the answer to {what} from {self.name} stopped midway; the connection "
+                             "is closed") from None
+        except OSError as exc:
+            self._lost(f"the connection broke during {what} ({exc})")
+        if data is None:
+            self._lost(f"the server closed the connection during {what}")
+        return data
 
     def idle(self, cycles: int) -> None:
         """Let the simulated clock run (the device has no notion of host time).

@@ -1,14 +1,17 @@
 """The host driver: configure, arm, feed inventory and market data, read ladders.
 
 Every call validates its input before the first register access, so a rejected
-configuration or book update writes nothing. Configuration is written to the staged
+configuration or book update writes nothing. A book update (with the inventory and
+arming changes that go with it) is one batch: one bus round trip. Configuration is written to the staged
 registers, committed in one pulse, then read back and compared.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from nanoquote.host.device.bus import BusError, BusTimeout, RegisterBus
-from nanoquote.host.device.register_access import Device, DeviceError
+from nanoquote.host.device.register_access import Device, DeviceError, Program
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.domain import POSITION_MAX, DomainError, check_int
 from nanoquote.host.strategy.quoting import BookUpdate, Ladder
@@ -81,15 +84,19 @@ class QuoteDriver:
 
     def set_inventory(self, position: int, live_bid_qty: int, live_ask_qty: int) -> None:
         """Feed back the filled position and live quantity per side (committed together)."""
+        values = self._inventory(position, live_bid_qty, live_ask_qty)
+        self.device.run(self.device.programs.write_group("inventory", values))
+
+    @staticmethod
+    def _inventory(position: int, live_bid_qty: int, live_ask_qty: int) -> dict[str, int]:
+        """The inventory group's values, checked (``ValueError``) before any access."""
         try:
             check_int("position", position, -POSITION_MAX, POSITION_MAX)
             check_int("live_bid_qty", live_bid_qty, 0, (1 << 32) - 1)
             check_int("live_ask_qty", live_ask_qty, 0, (1 << 32) - 1)
         except DomainError as exc:
             raise ValueError(str(exc)) from None
-        dev = self.device
-        dev.run(dev.programs.write_group(
-            "inventory", {"position": position, "live_bid_qty": live_bid_qty, "live_ask_qty": live_ask_qty}))
+        return {"position": position, "live_bid_qty": live_bid_qty, "live_ask_qty": live_ask_qty}
 
     # -- operator controls ----------------------------------------------------------------
 
@@ -129,22 +136,39 @@ class QuoteDriver:
 
     # -- the register quote path ----------------------------------------------------------
 
-    def quote(self, book: BookUpdate) -> HardwareLadder:
-        """Send one book update through the pipeline and read its ladder."""
+    def quote(self, book: BookUpdate, *, inventory: tuple[int, int, int] | None = None,
+              armed: bool | None = None) -> HardwareLadder:
+        """Send one book update through the pipeline and read its ladder, in one batch.
+
+        ``inventory`` (position, live bid and ask quantity) and ``armed``, when given, are
+        written (and committed) first, in the same batch. Everything is checked before
+        the first access.
+        """
         price_max = (1 << self.price_bits) - 1
         for name, price in (("best_bid", book.best_bid), ("best_ask", book.best_ask)):
             if price is not None and not 1 <= price <= price_max:
                 raise ValueError(f"book {name} must be in 1..{price_max}, got {price}")
         if self.config is None:
             raise DeviceError("configure() the device before sending market data")
-        dev = self.device
-        dev.run(dev.programs.submit(book.ts, book.best_bid, book.best_ask))
-        status = dev.run(dev.programs.wait_for_ladder(self.ladder_poll_limit, max(1, self.latency)))
+        values = None if inventory is None else self._inventory(*inventory)
+        status, prices = self.device.run(self._quote_program(book, values, armed))
         if status is None:
             self._trip_kill()
             raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; "
                                 "kill switch tripped")
-        return HardwareLadder(self._read_ladder(book, status), bool(status["refresh"]))
+        return HardwareLadder(self._ladder(book, status, prices), bool(status["refresh"]))
+
+    def _quote_program(self, book: BookUpdate, inventory: dict[str, int] | None,
+                       armed: bool | None) -> Program[tuple[dict[str, int] | None, dict[str, Any]]]:
+        """The inventory update and arming (if any), then the quote: one batch under ``Device.run``."""
+        assert self.config is not None
+        programs = self.device.programs
+        if inventory is not None:
+            yield from programs.write_group("inventory", inventory)
+        if armed is not None:
+            yield from programs.pulse("CONTROL", "arm" if armed else "disarm")
+        return (yield from programs.quote(book.ts, book.best_bid, book.best_ask, self.config.num_levels,
+                                          self.ladder_poll_limit, max(1, self.latency)))
 
     def _trip_kill(self) -> None:
         try:
@@ -152,10 +176,7 @@ class QuoteDriver:
         except (BusError, BusTimeout, OSError):
             pass  # the device is unreachable; the caller learns of the timeout anyway
 
-    def _read_ladder(self, book: BookUpdate, status: dict[str, int]) -> Ladder:
-        assert self.config is not None
-        dev = self.device
-        prices = dev.run(dev.programs.read_ladder(self.config.num_levels))
+    def _ladder(self, book: BookUpdate, status: dict[str, int], prices: dict[str, Any]) -> Ladder:
         if not status["no_mid"] and (book.best_bid is None or book.best_ask is None):
             raise DeviceError(f"the device quotes around a mid of a one-sided book {book}")
         mid = None if status["no_mid"] else (book.best_bid + book.best_ask) // 2  # type: ignore[operator]

@@ -2,7 +2,7 @@
 
 The strategy's event loop, QuoteManager and P&L stay on the host; the device computes
 the ladder and owns the refresh clock. Inventory and arming are written only when they
-change, so a quiet update costs one book write and one ladder read.
+change, and join the book update's batch: every update is one bus round trip.
 """
 
 from __future__ import annotations
@@ -33,16 +33,13 @@ class HardwareQuoteEngine:
         self, book: BookUpdate, position: int, live_bid_qty: int, live_ask_qty: int, armed: bool
     ) -> QuoteDecision:
         inventory = (position, live_bid_qty, live_ask_qty)
-        if inventory != self._inventory:
-            self.driver.set_inventory(*inventory)
-            self._inventory = inventory
-        if armed != self._armed:
-            if armed:
-                self.driver.arm()
-            else:
-                self.driver.disarm()
-            self._armed = armed
-        result = self.driver.quote(book)
+        changed = inventory if inventory != self._inventory else None
+        arming = armed if armed != self._armed else None
+        # Until the batch is answered the device's inventory and arming are unknown: a
+        # fault leaves them to be written again with the next update.
+        self._inventory = self._armed = None
+        result = self.driver.quote(book, inventory=changed, armed=arming)
+        self._inventory, self._armed = inventory, armed
         return QuoteDecision(result.ladder, result.refresh)
 
     @property

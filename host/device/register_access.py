@@ -1,20 +1,39 @@
 """Registers by name on top of any bus: names, multi-word values, field packing, identity.
 
 Every access sequence (a whole multi-word register, a configuration, an inventory
-update, a book submit, a ladder read) is written once, as a *program*: a generator
-that yields bus operations (:class:`Read`, :class:`Write`, :class:`Idle`) and receives
+update, a book submit, a ladder read, a whole quote) is written once, as a *program*: a
+generator that yields bus operations (:class:`Read`, :class:`Write`, :class:`Idle`,
+:class:`Poll`, or a list of them, whose results it receives as a list) and receives
 their results. The host's blocking :class:`Device` and the testbenches'
 :class:`AsyncDevice` run the same programs; only how an operation reaches the bus
 differs, so a testbench drives the device exactly as the host does.
+
+:class:`Device` runs a program in batches (:mod:`nanoquote.host.device.batch`): a write
+or an idle is held back (its result is ``None``) and sent with the next operation whose
+result the program needs, or when the program ends. A program yields as one list the
+reads whose addresses do not depend on each other's values, so a whole quote is one
+batch, one round trip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nanoquote.host.device.bus import BusError, RegisterBus, Resp
+from nanoquote.host.device.batch import (
+    MAX_BATCH_OPS,
+    MAX_IDLE_CYCLES,
+    Idle,
+    Operation,
+    Poll,
+    Read,
+    Write,
+    check_batch,
+    idle_cycles,
+    perform_batch,
+    run_batch,
+)
+from nanoquote.host.device.bus import RegisterBus
 from nanoquote.host.strategy.domain import MAX_LEVELS_LIMIT
 from nanoquote.hw.contract.register_map import (
     MAGIC,
@@ -24,7 +43,7 @@ from nanoquote.hw.contract.register_map import (
     register_map,
 )
 
-__all__ = ["DeviceError", "WrongDevice", "Read", "Write", "Idle", "RegisterPrograms", "Device",
+__all__ = ["DeviceError", "WrongDevice", "Read", "Write", "Idle", "Poll", "RegisterPrograms", "Device",
            "AsyncDevice", "identify"]
 
 T = TypeVar("T")
@@ -38,31 +57,8 @@ class WrongDevice(DeviceError):
     """Magic or major version differ: this driver must not touch the device."""
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
-    """Read one 32-bit word; the program receives its value."""
-
-    address: int
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """Write one 32-bit word with a byte strobe."""
-
-    address: int
-    value: int
-    strobe: int = 0xF
-
-
-@dataclass(frozen=True, slots=True)
-class Idle:
-    """Let the device's clock run (a simulator has no notion of host time; elsewhere a no-op)."""
-
-    cycles: int
-
-
-Operation = Read | Write | Idle
-Program = Generator[Operation, Any, T]
+ProgramStep = Operation | list[Operation]
+Program = Generator[ProgramStep, Any, T]
 
 
 class RegisterPrograms:
@@ -70,13 +66,18 @@ class RegisterPrograms:
 
     def __init__(self, rmap: RegisterMap) -> None:
         self.map = rmap
+        #: Every register's field bits (the rest are reserved), by name.
+        self._allowed = {reg.name: sum(reg.word_mask(i) << (32 * i) for i in range(reg.words)) for reg in rmap}
+        self._every_level: dict[int, list[Operation]] = {}
 
     def read(self, name: str) -> Program[int]:
         """The whole register (all its words, lowest first, so wide values are consistent)."""
-        value = 0
-        for i, address in enumerate(self.map[name].addresses):
-            value |= (yield Read(address)) << (32 * i)
-        return value
+        return self._join((yield [Read(a) for a in self.map[name].addresses]))
+
+    @staticmethod
+    def _join(words: list[int]) -> int:
+        """A register's value from its words, lowest first."""
+        return sum(word << (32 * i) for i, word in enumerate(words))
 
     def read_fields(self, name: str) -> Program[dict[str, int]]:
         return self.map[name].unpack((yield from self.read(name)))
@@ -84,7 +85,7 @@ class RegisterPrograms:
     def write(self, name: str, value: int) -> Program[None]:
         """Write a whole register; reserved bits must be zero (checked before any access)."""
         reg = self.map[name]
-        allowed = sum(reg.word_mask(i) << (32 * i) for i in range(reg.words))
+        allowed = self._allowed[name]
         if value < 0 or value & ~allowed:
             raise ValueError(f"{name}: value {value:#x} sets bits outside its fields (mask {allowed:#x})")
         for i, address in enumerate(reg.addresses):
@@ -108,10 +109,13 @@ class RegisterPrograms:
         yield from self.pulse("CONTROL", "commit")
 
     def read_group(self, group: str) -> Program[dict[str, int]]:
-        """Every field of ``group`` by name (live values)."""
+        """Every field of ``group`` by name (live values), read in one list."""
+        regs = self.map.group(group)
+        words = yield [Read(a) for reg in regs for a in reg.addresses]
         values: dict[str, int] = {}
-        for reg in self.map.group(group):
-            values.update((yield from self.read_fields(reg.name)))
+        for reg in regs:
+            values.update(reg.unpack(self._join(words[:reg.words])))
+            words = words[reg.words:]
         return values
 
     def submit(self, ts: int, bid: int | None, ask: int | None) -> Program[None]:
@@ -123,31 +127,66 @@ class RegisterPrograms:
 
     def wait_for_ladder(self, polls: int, idle_cycles: int = 0) -> Program[dict[str, int] | None]:
         """Poll ``LADDER_STATUS`` until ``valid``; ``None`` after ``polls`` reads."""
-        for _ in range(polls):
-            status = yield from self.read_fields("LADDER_STATUS")
-            if status["valid"]:
-                return status
-            if idle_cycles:
-                yield Idle(idle_cycles)
-        return None
+        return self._ladder_status((yield self._poll_ladder(polls, idle_cycles)))
+
+    def _poll_ladder(self, polls: int, idle_cycles: int) -> Poll:
+        reg = self.map["LADDER_STATUS"]
+        return Poll(reg.address, reg.field("valid").mask, polls, idle_cycles)
+
+    def _ladder_status(self, value: int) -> dict[str, int] | None:
+        status = self.map["LADDER_STATUS"].unpack(value)
+        return status if status["valid"] else None
 
     def read_ladder(self, levels: int, *, posted_only: bool = True) -> Program[dict[str, Any]]:
         """``LADDER_MASK`` and the prices of ``levels`` levels per side.
 
-        ``posted_only``: unposted levels are ``None`` without a read; otherwise every
-        level is read (an unposted one must read 0).
+        ``posted_only``: unposted levels are ``None`` without a read (the prices are read
+        after the mask); otherwise every level is read with the mask, in one list (an
+        unposted one must read 0).
         """
-        mask = yield from self.read_fields("LADDER_MASK")
-        prices: dict[str, Any] = dict(mask)
+        if not posted_only:
+            return self._ladder_prices(levels, (yield self._ladder_reads(levels)), None)
+        mask_word = yield from self.read("LADDER_MASK")
+        mask = self.map["LADDER_MASK"].unpack(mask_word)
+        wanted = {(side, i) for side in ("bid", "ask") for i in range(levels) if mask[f"{side}_post"] >> i & 1}
+        return self._ladder_prices(levels, [mask_word, *(yield self._ladder_reads(levels, wanted)[1:])], wanted)
+
+    def _ladder_reads(self, levels: int, wanted: set[tuple[str, int]] | None = None) -> list[Operation]:
+        """``LADDER_MASK`` and the price of each level (of ``wanted``, if given)."""
+        if wanted is None:  # the quote's, every update: built once per level count
+            if levels not in self._every_level:
+                self._every_level[levels] = self._ladder_reads(levels, {(s, i) for s in ("bid", "ask")
+                                                                        for i in range(levels)})
+            return self._every_level[levels]
+        return [Read(self.map["LADDER_MASK"].address)] + [
+            Read(self.map[f"LADDER_{side.upper()}{i}"].address)
+            for side in ("bid", "ask") for i in range(levels) if (side, i) in wanted]
+
+    def _ladder_prices(self, levels: int, words: list[int], wanted: set[tuple[str, int]] | None) -> dict[str, Any]:
+        """The results of :meth:`_ladder_reads` by name (an unread level: ``None``)."""
+        prices: dict[str, Any] = self.map["LADDER_MASK"].unpack(words[0])
+        rest = iter(words[1:])
         for side in ("bid", "ask"):
-            row = []
-            for i in range(levels):
-                if posted_only and not mask[f"{side}_post"] >> i & 1:
-                    row.append(None)
-                else:
-                    row.append((yield from self.read(f"LADDER_{side.upper()}{i}")))
-            prices[f"{side}_price"] = tuple(row)
+            prices[f"{side}_price"] = tuple(next(rest) if wanted is None or (side, i) in wanted else None
+                                            for i in range(levels))
         return prices
+
+    def quote(self, ts: int, bid: int | None, ask: int | None, levels: int, polls: int,
+              idle_cycles: int = 0) -> Program[tuple[dict[str, int] | None, dict[str, Any]]]:
+        """Submit a book update, idle ``idle_cycles``, wait for its ladder and read it, in
+        one list after the submit's writes: one round trip. ``(status, prices)``:
+        ``status`` is ``None`` if no ladder came within ``polls`` reads (the prices read
+        then mean nothing); every level's price is read, and an unposted one is ``None``.
+        """
+        yield from self.submit(ts, bid, ask)
+        # the pipeline's latency first, so that the first poll finds the ladder
+        words = yield [Idle(idle_cycles), self._poll_ladder(polls, idle_cycles), *self._ladder_reads(levels)]
+        words = words[1:]
+        prices = self._ladder_prices(levels, words[1:], None)
+        for side in ("bid", "ask"):
+            post = prices[f"{side}_post"]
+            prices[f"{side}_price"] = tuple(p if post >> i & 1 else None for i, p in enumerate(prices[f"{side}_price"]))
+        return self._ladder_status(words[0]), prices
 
 
 def identify(read32: Callable[[int], int]) -> RegisterMap:
@@ -186,7 +225,11 @@ class Device:
         return cls(bus, identify(bus.read32))
 
     def run(self, program: Program[T]) -> T:
-        """Perform ``program``'s operations on the bus, in order; its result.
+        """Perform ``program``'s operations on the bus, in order, in batches; its result.
+
+        Writes and idles are held back and sent with the next operation whose result the
+        program needs (or when it ends, or when a batch is full), so the bus sees exactly
+        the program's operations in order. A program that raises drops what it held back.
 
         A bus that reconnects (``SocketBus``: its ``link_generation`` changed since the
         last run) may now reach another device: it is identified again first, and a
@@ -194,19 +237,38 @@ class Device:
         from then on) before any access of ``program``.
         """
         self._check_link()
-        idle = getattr(self.bus, "idle", None)
+        batch = self._batch
+        pending: list[Operation] = []
+        cycles = 0
         try:
-            op = next(program)
+            step = next(program)
             while True:
-                if isinstance(op, Read):
-                    result = self.bus.read32(op.address)
-                elif isinstance(op, Write):
-                    result = self.bus.write32(op.address, op.value, op.strobe)
+                ops = step if isinstance(step, list) else [step]
+                more = 0 if type(step) is Write or type(step) is Read else sum(idle_cycles(op) for op in ops)
+                if pending and (len(pending) + len(ops) > MAX_BATCH_OPS or cycles + more > MAX_IDLE_CYCLES):
+                    batch(pending)
+                    pending, cycles = [], 0
+                pending.extend(ops)
+                cycles += more
+                if isinstance(step, (Write, Idle)):
+                    result = None
                 else:
-                    result = idle(op.cycles) if idle is not None else None
-                op = program.send(result)
+                    results = batch(pending)
+                    result = results[len(results) - len(ops):] if isinstance(step, list) else results[-1]
+                    pending, cycles = [], 0
+                step = program.send(result)
         except StopIteration as stop:
+            if pending:
+                batch(pending)
             return stop.value
+
+    def _batch(self, ops: list[Operation]) -> list[Any]:
+        """``ops`` through the bus's own ``batch``, or one access at a time on a bus without one."""
+        native = getattr(self.bus, "batch", None)
+        if native is not None:
+            return native(ops)
+        check_batch(ops)
+        return run_batch(ops, self.bus.read32, self.bus.write32, getattr(self.bus, "idle", None))
 
     def _check_link(self) -> None:
         """Identify the device again if the bus's link was dropped since the last run."""
@@ -247,7 +309,9 @@ class AsyncDevice:
     ``bus`` is a simulator's bus master: ``await bus.read(address) -> (resp, data)``,
     ``await bus.write(address, value, strobe) -> resp``, ``await bus.idle(cycles)``. A
     response other than OKAY raises :class:`~nanoquote.host.device.bus.BusError`, as
-    on the host. Every :class:`RegisterPrograms` program is a method here too (awaited).
+    on the host (a :class:`~nanoquote.host.device.batch.BatchError`, one of them). Every
+    :class:`RegisterPrograms` program is a method here too (awaited). Operations are
+    performed as the program yields them, one transaction each.
     """
 
     def __init__(self, bus: Any, rmap: RegisterMap) -> None:
@@ -257,20 +321,11 @@ class AsyncDevice:
 
     async def run(self, program: Program[T]) -> T:
         try:
-            op = next(program)
+            step = next(program)
             while True:
-                if isinstance(op, Read):
-                    resp, result = await self.bus.read(op.address)
-                    if resp != Resp.OKAY:
-                        raise BusError("read", op.address, Resp(resp))
-                elif isinstance(op, Write):
-                    resp = await self.bus.write(op.address, op.value, op.strobe)
-                    if resp != Resp.OKAY:
-                        raise BusError("write", op.address, Resp(resp))
-                    result = None
-                else:
-                    result = await self.bus.idle(op.cycles)
-                op = program.send(result)
+                ops = step if isinstance(step, list) else [step]
+                results = await perform_batch(ops, self.bus.read, self.bus.write, self.bus.idle)
+                step = program.send(results if isinstance(step, list) else results[0])
         except StopIteration as stop:
             return stop.value
 

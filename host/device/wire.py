@@ -5,7 +5,8 @@ Fixed-size little-endian frames, one request then one answer:
 * request ``op:u8 seq:u32 addr:u32 data:u32 strb:u8`` (:data:`REQUEST`, 14 bytes): op
   :data:`OP_READ` (0), :data:`OP_WRITE` (1), :data:`OP_CLOSE` (2: the server ends; not
   answered), :data:`OP_IDLE` (3: run ``data`` clock cycles, at most
-  :data:`MAX_IDLE_CYCLES`) or :data:`OP_HELLO` (4: the first frame of every connection);
+  :data:`MAX_IDLE_CYCLES`), :data:`OP_HELLO` (4: the first frame of every connection) or
+  :data:`OP_BATCH` (5: ``data`` operation records follow, see below);
 * answer ``resp:u8 seq:u32 data:u32`` (:data:`RESPONSE`, 9 bytes): ``resp`` is the AXI
   response code (:class:`nanoquote.host.device.bus.Resp`) or, to a hello only,
   :data:`RESP_BUSY` / :data:`RESP_REFUSED`; ``seq`` echoes the request's; ``data`` is the
@@ -18,6 +19,17 @@ it is answered ``OKAY`` (``data``: the server's protocol version), :data:`RESP_B
 server serves another client) or :data:`RESP_REFUSED` (wrong token or protocol version;
 ``data``: the server's protocol version), and a refused connection is closed.
 
+A batch (:mod:`nanoquote.host.device.batch`) travels in one round trip: the request's
+header is followed by ``data`` records ``kind:u8 addr:u32 value:u32 arg:u16 cycles:u32``
+(:data:`BATCH_OP`, 15 bytes; kind :data:`BATCH_READ`, :data:`BATCH_WRITE` (``value``,
+strobe in ``arg``), :data:`BATCH_IDLE` (``cycles``) or :data:`BATCH_POLL` (mask in
+``value``, limit in ``arg``, ``cycles`` between reads)), at most
+:data:`~nanoquote.host.device.batch.MAX_BATCH_OPS`. Its answer's header is followed by
+``data`` result words (u32; 0 for a write or an idle): ``resp`` OKAY, every operation
+performed; an AXI error code, operation number ``data`` was answered with it (the
+``data`` before it were performed, it and the rest not); :data:`RESP_MALFORMED`, the
+batch was refused whole (nothing performed, no results follow).
+
 :class:`~nanoquote.host.device.bus.SocketBus` is the client; the servers (the simulators
 and the in-process bus server under ``nanoquote.sim.servers``) answer it.
 """
@@ -27,26 +39,29 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from nanoquote.host.device.batch import MAX_IDLE_CYCLES, Idle, Operation, Poll, Read, Write
 
 __all__ = [
-    "REQUEST", "RESPONSE", "PROTOCOL_VERSION", "OP_READ", "OP_WRITE", "OP_CLOSE", "OP_IDLE",
-    "OP_HELLO", "RESP_BUSY", "RESP_REFUSED", "MAX_IDLE_CYCLES", "TOKEN_BITS", "SEND_FLAGS",
+    "REQUEST", "RESPONSE", "BATCH_OP", "PROTOCOL_VERSION", "OP_READ", "OP_WRITE", "OP_CLOSE", "OP_IDLE",
+    "OP_HELLO", "OP_BATCH", "BATCH_READ", "BATCH_WRITE", "BATCH_IDLE", "BATCH_POLL", "RESP_BUSY",
+    "RESP_REFUSED", "RESP_MALFORMED", "MAX_IDLE_CYCLES", "TOKEN_BITS", "SEND_FLAGS",
     "Request", "Response", "encode_request", "decode_request", "encode_response",
     "decode_response", "encode_hello", "hello_token", "recv_exact", "recv_request",
-    "recv_response",
+    "recv_response", "encode_batch", "decode_batch", "encode_batch_answer", "decode_results",
 ]
 
 REQUEST = struct.Struct("<BIIIB")
 RESPONSE = struct.Struct("<BII")
-#: Version 2: the request id (``seq``) and the hello; version 1 had neither.
-PROTOCOL_VERSION = 2
-OP_READ, OP_WRITE, OP_CLOSE, OP_IDLE, OP_HELLO = 0, 1, 2, 3, 4
-#: Hello answers beyond the AXI codes (0..3).
-RESP_BUSY, RESP_REFUSED = 0x10, 0x11
-#: The most clock cycles one ``OP_IDLE`` may ask for, so no request keeps a server busy for
-#: long (seconds of Amaranth simulation; docs/performance.md has the simulators' rates).
-MAX_IDLE_CYCLES = 100_000
+BATCH_OP = struct.Struct("<BIIHI")
+#: Version 3: the batch; version 2 added the request id (``seq``) and the hello.
+PROTOCOL_VERSION = 3
+OP_READ, OP_WRITE, OP_CLOSE, OP_IDLE, OP_HELLO, OP_BATCH = 0, 1, 2, 3, 4, 5
+BATCH_READ, BATCH_WRITE, BATCH_IDLE, BATCH_POLL = 0, 1, 2, 3
+#: Hello answers beyond the AXI codes (0..3), and a batch refused whole.
+RESP_BUSY, RESP_REFUSED, RESP_MALFORMED = 0x10, 0x11, 0x12
 TOKEN_BITS = 64
 #: ``send`` flags: a peer that has gone raises ``BrokenPipeError``, never ``SIGPIPE``
 #: (a simulator embedding Python may not ignore that signal).
@@ -126,3 +141,47 @@ def recv_response(conn: socket.socket, timeout: float | None = None) -> Response
     """The next answer, or ``None`` when the server has closed the connection."""
     data = recv_exact(conn, RESPONSE.size, timeout)
     return None if data is None else decode_response(data)
+
+
+def encode_batch(seq: int, ops: Sequence[Operation]) -> bytes:
+    """An ``OP_BATCH`` frame: the header, then one record per operation (checked by the caller)."""
+    records = []
+    for op in ops:
+        if isinstance(op, Read):
+            records.append(BATCH_OP.pack(BATCH_READ, op.address, 0, 0, 0))
+        elif isinstance(op, Write):
+            records.append(BATCH_OP.pack(BATCH_WRITE, op.address, op.value, op.strobe, 0))
+        elif isinstance(op, Idle):
+            records.append(BATCH_OP.pack(BATCH_IDLE, 0, 0, 0, op.cycles))
+        else:
+            records.append(BATCH_OP.pack(BATCH_POLL, op.address, op.mask, op.limit, op.cycles))
+    return encode_request(OP_BATCH, seq, 0, len(ops)) + b"".join(records)
+
+
+def decode_batch(body: bytes) -> list[Operation]:
+    """The operations of a batch's records; ``ValueError`` for an unknown kind."""
+    ops: list[Operation] = []
+    for index, (kind, address, value, arg, cycles) in enumerate(BATCH_OP.iter_unpack(body)):
+        if kind == BATCH_READ:
+            ops.append(Read(address))
+        elif kind == BATCH_WRITE:
+            ops.append(Write(address, value, arg))
+        elif kind == BATCH_IDLE:
+            ops.append(Idle(cycles))
+        elif kind == BATCH_POLL:
+            ops.append(Poll(address, value, arg, cycles))
+        else:
+            raise ValueError(f"operation {index} of the batch has unknown kind {kind}")
+    return ops
+
+
+def encode_batch_answer(resp: int, seq: int, results: Sequence[Any]) -> bytes:
+    """A batch's answer: the header (``data``: how many results follow), then the results."""
+    words = [r or 0 for r in results]
+    return encode_response(resp, seq, len(words)) + struct.pack(f"<{len(words)}I", *words)
+
+
+def decode_results(ops: Sequence[Operation], words: bytes) -> list[Any]:
+    """The results of the first operations of ``ops`` from an answer's result words."""
+    values = struct.unpack(f"<{len(words) // 4}I", words)
+    return [v if isinstance(op, (Read, Poll)) else None for op, v in zip(ops, values, strict=False)]

@@ -31,6 +31,10 @@ def strobe_mask(strobe: int) -> int:
     return sum(0xFF << (8 * i) for i in range(4) if strobe >> i & 1)
 
 
+#: :func:`strobe_mask` of every strobe, for the write path.
+_STROBE_MASKS = tuple(strobe_mask(s) for s in range(16))
+
+
 class RegisterFileModel:
     """Register storage and bus responses; ``live`` holds what the datapath uses.
 
@@ -106,7 +110,7 @@ class RegisterFileModel:
         if found is None:
             return self._bus_error(Resp.DECERR)
         reg, word = found
-        mask = strobe_mask(strobe)
+        mask = _STROBE_MASKS[strobe & 0xF]
         written = value & mask
         if reg.access is Access.RO or written & ~reg.word_mask(word):
             return self._bus_error(Resp.SLVERR)

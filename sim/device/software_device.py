@@ -1,6 +1,6 @@
 """An in-process software model of the whole device, for host-only use and tests.
 
-It speaks ``read32``/``write32`` like any other backend, keeps the register file with
+It speaks ``read32``/``write32``/``batch`` like any other backend, keeps the register file with
 the gateware's bus semantics (``RegisterFileModel``) and computes ladders with the
 bit-accurate model, so a host program can run the offloaded strategy with no simulator
 and no FPGA at all.
@@ -9,7 +9,9 @@ and no FPGA at all.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+from nanoquote.host.device.batch import Operation, check_batch, run_batch
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import PipelineParams
@@ -40,6 +42,8 @@ class SoftwareDevice:
         self.counters = self._zero_counters()
         self.ladder: LadderFields | None = None
         self.refresh = RefreshModel()  # the pipeline's refresh-timer state
+        self._live: tuple[PipelineParams, dict[str, int]] | None = None
+        self._ladder_words: tuple[LadderFields | None, dict[str, int]] = (None, {})
 
     def _zero_counters(self) -> dict[str, int]:
         return {reg.name: 0 for reg in self.counters_regs}
@@ -57,6 +61,11 @@ class SoftwareDevice:
         if resp is not Resp.OKAY:
             raise BusError("write", address, resp)
 
+    def batch(self, ops: list[Operation]) -> list[Any]:
+        """``ops`` in process, exactly as one by one (idles are no-ops: a submit is computed at once)."""
+        check_batch(ops)
+        return run_batch(ops, self.read32, self.write32)
+
     def close(self) -> None:
         pass
 
@@ -66,11 +75,20 @@ class SoftwareDevice:
         """The live configuration in the pipeline's format."""
         return PipelineParams(**self.regs.live_fields("config"))
 
+    def _committed(self) -> tuple[PipelineParams, dict[str, int]]:
+        """The live configuration and inventory; they change only by a commit, so they are
+        kept from one submit to the next until a commit pulse."""
+        if self._live is None:
+            self._live = self.params(), self.regs.live_fields("inventory")
+        return self._live
+
     def _on_pulse(self, reg: Register, value: int) -> None:
         fields = reg.unpack(value)
         if reg.name == "BOOK_SUBMIT":
             self._submit(bool(fields["has_bid"]), bool(fields["has_ask"]))
             return
+        if fields["commit"]:
+            self._live = None  # the register file copies the staged values after this hook
         if fields["soft_reset"]:
             self.armed = False
             self.ladder = None
@@ -99,6 +117,18 @@ class SoftwareDevice:
         ladder = self.ladder
         if ladder is None:
             return reg.reset
+        cached_for, words = self._ladder_words
+        if cached_for is not ladder:  # a new ladder: its words are packed as they are read
+            words = {}
+            self._ladder_words = (ladder, words)
+        value = words.get(name)
+        if value is None:
+            value = words[name] = self._ladder_word(reg, ladder)
+        return value
+
+    @staticmethod
+    def _ladder_word(reg: Register, ladder: LadderFields) -> int:
+        name = reg.name
         if name in ("LADDER_STATUS", "LADDER_MASK"):
             return reg.pack(**{f.name: 1 if f.name == "valid" else getattr(ladder, f.name) for f in reg.fields})
         level = int(name[len("LADDER_BID"):])
@@ -111,8 +141,7 @@ class SoftwareDevice:
         live = self.regs.live
         book = BookUpdate(live["BOOK_TS"], live["BOOK_BID"] if has_bid else None,
                           live["BOOK_ASK"] if has_ask else None)
-        params = self.params()
-        inventory = self.regs.live_fields("inventory")
+        params, inventory = self._committed()
         result = compute_ladder(params, book=book, max_levels=self.map.max_levels,
                                 price_bits=self.map.price_bits, **inventory)
         refresh = self.refresh.step(bool(params.legacy), params.refresh_interval, self.armed,

@@ -34,9 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nanoquote.host.device.batch import (
+    MAX_BATCH_OPS,
+    BatchError,
+    Operation,
+    check_batch,
+    perform_batch,
+)
 from nanoquote.host.device.bus import BusError, LinkError, Resp, SocketBus
 from nanoquote.host.device.wire import (
+    BATCH_OP,
     MAX_IDLE_CYCLES,
+    OP_BATCH,
     OP_CLOSE,
     OP_HELLO,
     OP_IDLE,
@@ -44,12 +53,16 @@ from nanoquote.host.device.wire import (
     OP_WRITE,
     PROTOCOL_VERSION,
     RESP_BUSY,
+    RESP_MALFORMED,
     RESP_REFUSED,
     SEND_FLAGS,
     TOKEN_BITS,
     Request,
+    decode_batch,
+    encode_batch_answer,
     encode_response,
     hello_token,
+    recv_exact,
     recv_request,
 )
 
@@ -152,6 +165,62 @@ def _next_request(conn: socket.socket, listener: socket.socket | None,
         _refuse_busy(listener, frame_timeout)
 
 
+def _recv_batch(conn: socket.socket, request: Request, frame_timeout: float | None) -> list[Operation] | None:
+    """The operations of an ``OP_BATCH`` request, or ``None`` (answered malformed) if they
+    are not well formed; an oversized one drops the connection (its records are not read)."""
+    if request.value > MAX_BATCH_OPS:
+        _send(conn, encode_batch_answer(RESP_MALFORMED, request.seq, []))
+        raise _Dropped(f"a batch of {request.value} operations (at most {MAX_BATCH_OPS})")
+    try:
+        body = recv_exact(conn, request.value * BATCH_OP.size, frame_timeout)
+    except TimeoutError:
+        raise _Dropped(f"the client stalled for {frame_timeout} s in the middle of a batch") from None
+    except OSError as exc:
+        raise _Dropped(f"the connection broke ({exc})") from None
+    if body is None:
+        raise _Dropped("the client closed the connection in the middle of a batch")
+    try:
+        ops = decode_batch(body)
+        check_batch(ops)
+    except ValueError as exc:
+        _log(f"refused a malformed batch: {exc}")
+        _send(conn, encode_batch_answer(RESP_MALFORMED, request.seq, []))
+        return None
+    return ops
+
+
+async def _perform_batch(ops: list[Operation], read: ReadFn, write: WriteFn, idle: IdleFn,
+                         limit: int | None) -> tuple[int, list[Any]]:
+    """``(resp, results)`` of a checked batch: OKAY and every result, or the failing
+    operation's response and the results before it. Each access is answered as the
+    same request alone would be (an address beyond the bus: DECERR without an access)."""
+
+    async def checked_read(address: int) -> tuple[int, int]:
+        if limit is not None and address >= limit:
+            return int(Resp.DECERR), 0
+        try:
+            return await read(address)
+        except BusError as exc:
+            return int(exc.resp), 0
+        except ValueError:
+            return int(Resp.SLVERR), 0
+
+    async def checked_write(address: int, value: int, strobe: int) -> int:
+        if limit is not None and address >= limit:
+            return int(Resp.DECERR)
+        try:
+            return await write(address, value, strobe)
+        except BusError as exc:
+            return int(exc.resp)
+        except ValueError:
+            return int(Resp.SLVERR)
+
+    try:
+        return int(Resp.OKAY), await perform_batch(ops, checked_read, checked_write, idle)
+    except BatchError as exc:
+        return int(exc.resp), exc.results
+
+
 async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
                           addr_width: int | None = None, *, token: int | None = None,
                           listener: socket.socket | None = None,
@@ -169,6 +238,11 @@ async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idl
     second hello and an idle beyond ``MAX_IDLE_CYCLES`` answer SLVERR. Only the strobe's
     four low bits are passed on.
 
+    An ``OP_BATCH`` is checked whole before any of it is performed (a malformed one is
+    answered ``RESP_MALFORMED``; one of more than ``MAX_BATCH_OPS`` operations also
+    loses its connection, its records unread), then performed through the same
+    ``read``/``write``/``idle`` up to the first error response.
+
     With ``listener``, a client that connects meanwhile is answered busy and closed. A
     connection that breaks, stalls ``frame_timeout`` seconds within a frame (or before
     its hello) or is refused ends with ``False`` (and a line on stderr), never an error.
@@ -181,6 +255,12 @@ async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idl
             op, seq, address, value, strobe = request
             if op == OP_CLOSE:
                 return True
+            if op == OP_BATCH:
+                ops = _recv_batch(conn, request, frame_timeout)
+                if ops is not None:
+                    resp, results = await _perform_batch(ops, read, write, idle, limit)
+                    _send(conn, encode_batch_answer(resp, seq, results))
+                continue
             resp, data = int(Resp.OKAY), 0
             try:
                 if op in (OP_READ, OP_WRITE) and address % 4:

@@ -1,9 +1,10 @@
 """Serve the device simulated by Verilator (through cocotb) on a loopback port.
 
 The module is a cocotb test module: its one test, :func:`serve`, resets the top, binds
-cocotbext-axi's ``AxiLiteMaster`` (``AxiLiteBus.from_prefix(dut, "axil",
-bus_separator="__")``, via :class:`~nanoquote.sim.testbenches.cocotb_top.TopBench`, which reads
-the build's parameters from its BUILD register) and answers the wire protocol of
+a lean AXI4-Lite manager to its ``axil__*`` port
+(:class:`~nanoquote.sim.testbenches.cocotb_axil.LeanAxiLiteMaster`, via
+:class:`~nanoquote.sim.testbenches.cocotb_top.TopBench`, which reads the build's parameters
+from its BUILD register) and answers the wire protocol (batches included) of
 :mod:`nanoquote.host.device.wire` until a client sends ``OP_CLOSE``. The blocking socket
 calls inside the coroutine simply pause simulated time. The ladder stream's ``ready`` is
 tied high (a register-only deployment).
@@ -59,7 +60,7 @@ async def serve(dut):
     """Answer loopback requests with AXI4-Lite transactions until ``OP_CLOSE``."""
     from nanoquote.sim.testbenches.cocotb_top import TopBench
 
-    tb = TopBench(dut)
+    tb = TopBench(dut, lean=True)
     await tb.reset()
     listener = listen(timeout=float(os.environ.get("NANOQUOTE_ACCEPT_TIMEOUT", "600")))
     frame_timeout = float(os.environ.get("NANOQUOTE_FRAME_TIMEOUT", str(FRAME_TIMEOUT)))

@@ -18,7 +18,9 @@ import threading
 import time
 
 import pytest
+from nanoquote.host.device.batch import MAX_BATCH_OPS, BatchError, Poll, Read, Write
 from nanoquote.host.device.bus import (
+    BatchRefused,
     BusTimeout,
     LinkError,
     LinkRefused,
@@ -28,12 +30,17 @@ from nanoquote.host.device.bus import (
 )
 from nanoquote.host.device.register_access import Device, Idle, WrongDevice
 from nanoquote.host.device.wire import (
+    BATCH_OP,
+    BATCH_READ,
+    BATCH_WRITE,
     MAX_IDLE_CYCLES,
+    OP_BATCH,
     OP_HELLO,
     OP_IDLE,
     OP_READ,
     PROTOCOL_VERSION,
     RESP_BUSY,
+    RESP_MALFORMED,
     RESP_REFUSED,
     encode_hello,
     encode_request,
@@ -160,6 +167,11 @@ def _blocking_idle(release: threading.Event):
     return idle
 
 
+def _idle(cycles):
+    """A program that only idles (sent when it ends: ``Device.run`` holds idles back)."""
+    yield Idle(cycles)
+
+
 def _identity(bus):
     return [bus.read32(RMAP[name].address) for name in ("MAGIC", "VERSION", "BUILD")]
 
@@ -174,8 +186,8 @@ def test_a_late_answer_is_never_taken_for_the_next_request(served):
     device = Device.open(bus)
     generation = bus.link_generation
     bus.timeout = 0.5
-    with pytest.raises(BusTimeout, match="no answer for idle of 10 cycles"):
-        device.run(iter([Idle(10)]))  # the timeout reaches the caller of the access
+    with pytest.raises(BusTimeout, match="no answer for a batch of 1 operations"):
+        device.run(_idle(10))  # the timeout reaches the caller of the access
     assert bus.link_generation == generation + 1  # the connection was dropped
     release.set()  # the server now answers the idle, on the old connection
     bus.timeout = 10.0  # the new connection waits until the old one is done
@@ -194,7 +206,7 @@ def test_after_a_reconnect_the_device_is_identified_again(served):
     device.write("SCRATCH", 7)
     bus.timeout = 0.5
     with pytest.raises(BusTimeout):
-        device.run(iter([Idle(10)]))
+        device.run(_idle(10))
     release.set()
     bus.timeout = 10.0
     proxy.reads.clear()
@@ -214,7 +226,7 @@ def test_a_reconnect_to_another_build_raises_wrong_device(served):
     device = Device.open(bus)
     bus.timeout = 0.5
     with pytest.raises(BusTimeout):
-        device.run(iter([Idle(10)]))
+        device.run(_idle(10))
     other = SoftwareDevice(max_levels=4)  # another build behind the same port
     proxy.target = other
     release.set()
@@ -439,6 +451,138 @@ def test_a_server_that_dies_mid_session_is_named():
         assert server.stop() == -signal.SIGKILL
 
 
+# -- batches over the link ------------------------------------------------------------------
+
+
+def _random_batch(rng):
+    """Reads, writes (some refused), submits, polls and idles on the registers a host uses."""
+    submit = Write(RMAP["BOOK_SUBMIT"].address, RMAP["BOOK_SUBMIT"].pack(has_bid=1, has_ask=1))
+    choices = [lambda: Read(rng.choice([SCRATCH, RMAP["BOOK_BID"].address, RMAP["LADDER_MASK"].address,
+                                        RMAP["COUNT_UPDATES"].address, RMAP["ERRORS"].address])),
+               lambda: Write(SCRATCH, rng.getrandbits(32), rng.randrange(16)),
+               lambda: Write(RMAP["BOOK_BID"].address, rng.randrange(1, 1 << 20)),
+               lambda: submit,
+               lambda: Poll(RMAP["LADDER_STATUS"].address, 1, rng.randint(1, 3), rng.randrange(2)),
+               lambda: Idle(rng.randrange(3)),
+               lambda: Write(RMAP["MAGIC"].address, 0) if rng.random() < 0.3 else Read(0x01C)]
+    return [rng.choice(choices)() for _ in range(rng.randint(0, 30))]
+
+
+def test_a_batch_over_the_link_equals_the_device_in_process(served):
+    served_device, local = SoftwareDevice(), SoftwareDevice()
+    server = served(served_device)
+    bus = server.bus()
+    rng = random.Random(11)
+    for _ in range(40):
+        ops = _random_batch(rng)
+        try:
+            expected, error = local.batch(ops), None
+        except BatchError as exc:
+            expected, error = None, exc
+        if error is None:
+            assert bus.batch(ops) == expected
+        else:
+            with pytest.raises(BatchError) as err:
+                bus.batch(ops)
+            assert (err.value.index, err.value.resp, err.value.results) == (error.index, error.resp, error.results)
+    assert [served_device.read32(a) for a in (SCRATCH, RMAP["COUNT_UPDATES"].address, RMAP["ERRORS"].address)] == [
+        local.read32(a) for a in (SCRATCH, RMAP["COUNT_UPDATES"].address, RMAP["ERRORS"].address)]
+    assert bus.link_generation == 0  # error answers never cost the connection
+    bus.close()
+
+
+def test_a_bus_error_mid_batch_over_the_link_names_the_operation(served):
+    device = SoftwareDevice()
+    server = served(device)
+    bus = server.bus()
+    with pytest.raises(BatchError, match=r"operation 1 of a batch \(read\): read of address 0x001c answered "
+                                         "DECERR") as err:
+        bus.batch([Write(SCRATCH, 1), Read(0x01C), Write(SCRATCH, 2)])
+    assert (err.value.index, err.value.resp, err.value.results) == (1, Resp.DECERR, [None])
+    assert device.read32(SCRATCH) == 1  # before it: performed; after it: not
+    assert bus.batch([Read(SCRATCH)]) == [1] and bus.link_generation == 0
+    bus.close()
+
+
+def _batch_frame(seq, records, count=None):
+    return encode_request(OP_BATCH, seq, 0, len(records) if count is None else count) + b"".join(records)
+
+
+def test_a_malformed_batch_is_refused_whole_and_changes_nothing(served):
+    device = SoftwareDevice()
+    server = served(device)
+    raw = Raw(server.port)
+    assert raw.hello(0).resp == Resp.OKAY
+    write = BATCH_OP.pack(BATCH_WRITE, SCRATCH, 5, 0xF, 0)
+    for bad in (BATCH_OP.pack(9, 0, 0, 0, 0),  # unknown kind
+                BATCH_OP.pack(BATCH_READ, 2, 0, 0, 0),  # misaligned
+                BATCH_OP.pack(BATCH_WRITE, SCRATCH, 1, 0x1F, 0),  # strobe
+                BATCH_OP.pack(3, SCRATCH, 1, 10, MAX_IDLE_CYCLES)):  # a poll that would idle too long
+        raw.sock.sendall(_batch_frame(7, [write, bad]))
+        assert recv_response(raw.sock) == (RESP_MALFORMED, 7, 0)  # no results follow
+    assert device.read32(SCRATCH) == 0  # the good write before the bad record was not performed
+    assert raw.request(OP_READ, SCRATCH) == (Resp.OKAY, raw.seq, 0)  # the connection goes on
+    raw.sock.sendall(_batch_frame(8, [], count=MAX_BATCH_OPS + 1))  # oversized: its records unread
+    assert recv_response(raw.sock) == (RESP_MALFORMED, 8, 0)
+    assert raw.closed_by_server()
+
+    bus = server.bus()
+    with pytest.raises(ValueError, match=f"at most {MAX_BATCH_OPS} operations"):
+        bus.batch([Read(SCRATCH)] * (MAX_BATCH_OPS + 1))  # refused by the client, nothing sent
+    assert bus.batch([Write(SCRATCH, 3), Read(SCRATCH)]) == [None, 3] and bus.link_generation == 0
+    bus.close()
+
+
+def test_a_batch_the_server_refuses_raises_batch_refused():
+    """A server that answers ``RESP_MALFORMED`` (one that checks more than this client)."""
+    listener = listen()
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            hello = recv_request(conn)
+            conn.sendall(encode_response(Resp.OKAY, hello.seq, PROTOCOL_VERSION))
+            request = recv_request(conn)
+            conn.recv(request.value * BATCH_OP.size)
+            conn.sendall(encode_response(RESP_MALFORMED, request.seq, 0))
+            conn.recv(64)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    bus = SocketBus(port=listener.getsockname()[1], timeout=5)
+    with pytest.raises(BatchRefused, match="refused a batch of 1 operations as malformed; nothing was performed"):
+        bus.batch([Write(SCRATCH, 1)])
+    assert bus.link_generation == 1
+    bus._closed = True  # nothing left to close on this stub
+    thread.join(5)
+    listener.close()
+
+
+def test_a_client_of_another_protocol_version_is_refused(served):
+    server = served(SoftwareDevice())
+    raw = Raw(server.port)
+    assert raw.hello(0, version=PROTOCOL_VERSION - 1) == (RESP_REFUSED, raw.seq, PROTOCOL_VERSION)
+    assert raw.closed_by_server()
+    assert PROTOCOL_VERSION == 3
+
+
+def test_a_server_of_another_protocol_version_is_named():
+    listener = listen()
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            hello = recv_request(conn)
+            conn.sendall(encode_response(RESP_REFUSED, hello.seq, 2))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with pytest.raises(LinkRefused, match="it speaks wire protocol 2, this client 3"):
+        SocketBus(port=listener.getsockname()[1], timeout=5).batch([Read(0)])
+    thread.join(5)
+    listener.close()
+
+
 # -- the simulator servers: the same faults, and OP_CLOSE still ends them --------------------
 
 
@@ -463,6 +607,8 @@ def test_simulator_server_survives_link_faults(backend):
         raw.reset()  # gone with answers pending
         raw = Raw(server.port, timeout=30)
         assert raw.hello(server.token).resp == Resp.OKAY
+        raw.sock.sendall(_batch_frame(3, [BATCH_OP.pack(BATCH_WRITE, SCRATCH, 1, 0xF, 0), BATCH_OP.pack(9, 0, 0, 0, 0)]))
+        assert recv_response(raw.sock) == (RESP_MALFORMED, 3, 0)  # refused whole
         raw.sock.sendall(encode_request(OP_READ, 1, 0)[:4])  # stalls mid-frame: dropped after 1 s
         assert raw.closed_by_server()
 
@@ -475,6 +621,10 @@ def test_simulator_server_survives_link_faults(backend):
             bus.idle(0xFFFFFFFF)
         bus.idle(10)
         assert bus.read32(SCRATCH) == 0xC0FFEE and bus.link_generation == 0
+        with pytest.raises(BatchError) as err:
+            bus.batch([Write(SCRATCH, 5), Read(0x01C), Write(SCRATCH, 6)])
+        assert (err.value.index, err.value.resp, err.value.results) == (1, Resp.DECERR, [None])
+        assert bus.batch([Read(SCRATCH)]) == [5] and bus.link_generation == 0
         bus.close()  # the stop rule is unchanged: OP_CLOSE ends the server
         assert server.stop() == 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from nanoquote.host.device.batch import BatchError, Idle, Poll, Read, Write
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.device.driver import QuoteDriver
 from nanoquote.host.device.register_access import Device
@@ -65,6 +66,32 @@ def test_server_over_socket_bus(backend, record_property):
             record_property("reads_per_s", round(reads))
             record_property("writes_per_s", round(writes))
             print(f"{backend}: {reads:.0f} reads/s, {writes:.0f} writes/s over SocketBus")
+
+            # A batch: the same effects and results as its operations one by one.
+            book_ts = RMAP["BOOK_TS"].addresses
+            ops = [Write(scratch, 0x11223344), Write(scratch, 0xAABBCCDD, 0b0110), Read(scratch),
+                   Write(book_ts[0], 0x1234), Write(book_ts[1], 0x5678), Read(book_ts[0]), Read(book_ts[1]),
+                   Idle(3), Poll(scratch, 0x00BB0000, 3, 2), Poll(scratch, 1 << 31, 2, 1), Write(scratch, 9, 0),
+                   Read(scratch), Read(RMAP["MAGIC"].address), Read(RMAP["COUNT_UPDATES"].address)]
+            expected = []
+            for op in ops:
+                if isinstance(op, Read):
+                    expected.append(bus.read32(op.address))
+                elif isinstance(op, Write):
+                    expected.append(bus.write32(op.address, op.value, op.strobe))
+                elif isinstance(op, Poll):
+                    expected.append(bus.read32(op.address))  # one read decides either poll here
+                else:
+                    expected.append(bus.idle(op.cycles))
+            for address in (scratch, *book_ts):
+                bus.write32(address, 0)
+            assert bus.batch(ops) == expected
+            with pytest.raises(BatchError) as err:  # an error answer ends the batch there
+                bus.batch([Write(scratch, 1), Write(RMAP["MAGIC"].address, 0), Write(scratch, 2)])
+            assert (err.value.index, err.value.op, err.value.resp, err.value.results) == (1, "write", Resp.SLVERR,
+                                                                                          [None])
+            assert bus.read32(scratch) == 1
+            bus.write32(RMAP["ERRORS"].address, 0xF)
 
             # The host driver end to end: configure, arm, quote; the golden ladder comes back.
             driver = QuoteDriver(Device.open(bus))
