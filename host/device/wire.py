@@ -48,7 +48,7 @@ __all__ = [
     "REQUEST", "RESPONSE", "BATCH_OP", "PROTOCOL_VERSION", "OP_READ", "OP_WRITE", "OP_CLOSE", "OP_IDLE",
     "OP_HELLO", "OP_BATCH", "BATCH_READ", "BATCH_WRITE", "BATCH_IDLE", "BATCH_POLL", "RESP_BUSY",
     "RESP_REFUSED", "RESP_MALFORMED", "MAX_IDLE_CYCLES", "TOKEN_BITS", "SEND_FLAGS",
-    "Request", "Response", "encode_request", "decode_request", "encode_response",
+    "Request", "Response", "batch_records", "encode_request", "decode_request", "encode_response",
     "decode_response", "encode_hello", "hello_token", "recv_exact", "recv_request",
     "recv_response", "encode_batch", "decode_batch", "encode_batch_answer", "decode_results",
 ]
@@ -143,19 +143,25 @@ def recv_response(conn: socket.socket, timeout: float | None = None) -> Response
     return None if data is None else decode_response(data)
 
 
-def encode_batch(seq: int, ops: Sequence[Operation]) -> bytes:
-    """An ``OP_BATCH`` frame: the header, then one record per operation (checked by the caller)."""
-    records = []
+def batch_records(ops: Sequence[Operation], record: struct.Struct) -> bytes:
+    """One ``(kind, address, value or mask, strobe or limit, cycles)`` record per operation,
+    packed with ``record`` (the wire's ``BATCH_OP``, or a simulator harness's layout)."""
+    out = []
     for op in ops:
         if isinstance(op, Read):
-            records.append(BATCH_OP.pack(BATCH_READ, op.address, 0, 0, 0))
+            out.append(record.pack(BATCH_READ, op.address, 0, 0, 0))
         elif isinstance(op, Write):
-            records.append(BATCH_OP.pack(BATCH_WRITE, op.address, op.value, op.strobe, 0))
+            out.append(record.pack(BATCH_WRITE, op.address, op.value, op.strobe, 0))
         elif isinstance(op, Idle):
-            records.append(BATCH_OP.pack(BATCH_IDLE, 0, 0, 0, op.cycles))
+            out.append(record.pack(BATCH_IDLE, 0, 0, 0, op.cycles))
         else:
-            records.append(BATCH_OP.pack(BATCH_POLL, op.address, op.mask, op.limit, op.cycles))
-    return encode_request(OP_BATCH, seq, 0, len(ops)) + b"".join(records)
+            out.append(record.pack(BATCH_POLL, op.address, op.mask, op.limit, op.cycles))
+    return b"".join(out)
+
+
+def encode_batch(seq: int, ops: Sequence[Operation]) -> bytes:
+    """An ``OP_BATCH`` frame: the header, then one record per operation (checked by the caller)."""
+    return encode_request(OP_BATCH, seq, 0, len(ops)) + batch_records(ops, BATCH_OP)
 
 
 def decode_batch(body: bytes) -> list[Operation]:

@@ -2,10 +2,11 @@
 
 A server listens on a loopback port (127.0.0.1 only) and answers the wire protocol of
 :mod:`nanoquote.host.device.wire`. :func:`answer_requests` is the one request loop: it
-awaits the ``read``/``write``/``idle`` coroutines it is given, so the Amaranth and the
-cocotb servers (whose coroutines advance simulated time) and the in-process bus server
-(:mod:`nanoquote.sim.servers.bus_server`, whose coroutines never suspend and run to
-completion under :func:`run_sync`) all use it. :func:`serve_requests` accepts
+awaits the ``read``/``write``/``idle`` coroutines it is given, so the Amaranth server
+(whose coroutines advance simulated time), the Verilator server (whose coroutines ask
+its C++ harness, which also performs whole batches: the ``batch`` argument) and the
+in-process bus server (:mod:`nanoquote.sim.servers.bus_server`, whose coroutines never
+suspend and run to completion under :func:`run_sync`) all use it. :func:`serve_requests` accepts
 connections until a client sends ``OP_CLOSE``. :class:`SimServer` is the parent's handle
 on a server process, from :func:`launch`.
 
@@ -23,7 +24,6 @@ import hmac
 import os
 import secrets
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -66,7 +66,7 @@ from nanoquote.host.device.wire import (
     recv_request,
 )
 
-__all__ = ["PORT_MARKER", "FRAME_TIMEOUT", "ServerExited", "SimServer", "launch", "listen",
+__all__ = ["PORT_MARKER", "FRAME_TIMEOUT", "BatchFn", "ServerExited", "SimServer", "launch", "listen",
            "answer_requests", "serve_requests", "run_sync", "announce_port", "new_token"]
 
 #: The first line a server process prints on stdout: ``NANOQUOTE_PORT <port> <token>``
@@ -78,6 +78,8 @@ FRAME_TIMEOUT = 10.0
 ReadFn = Callable[[int], Awaitable[tuple[int, int]]]
 WriteFn = Callable[[int, int, int], Awaitable[int]]
 IdleFn = Callable[[int], Awaitable[None]]
+#: Performs a whole checked batch: ``(resp, results)`` as :func:`_perform_batch` answers it.
+BatchFn = Callable[[list[Operation]], Awaitable[tuple[int, list[Any]]]]
 T = TypeVar("T")
 
 
@@ -224,7 +226,7 @@ async def _perform_batch(ops: list[Operation], read: ReadFn, write: WriteFn, idl
 async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
                           addr_width: int | None = None, *, token: int | None = None,
                           listener: socket.socket | None = None,
-                          frame_timeout: float | None = FRAME_TIMEOUT) -> bool:
+                          frame_timeout: float | None = FRAME_TIMEOUT, batch: BatchFn | None = None) -> bool:
     """Answer the requests on ``conn``; ``True`` when the client sent ``OP_CLOSE``,
     ``False`` when the connection ended otherwise.
 
@@ -241,7 +243,9 @@ async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idl
     An ``OP_BATCH`` is checked whole before any of it is performed (a malformed one is
     answered ``RESP_MALFORMED``; one of more than ``MAX_BATCH_OPS`` operations also
     loses its connection, its records unread), then performed through the same
-    ``read``/``write``/``idle`` up to the first error response.
+    ``read``/``write``/``idle`` up to the first error response, or handed whole to
+    ``batch`` (a server whose device performs batches itself: one step per batch, not
+    per access; it must answer as that loop would, an address beyond the bus included).
 
     With ``listener``, a client that connects meanwhile is answered busy and closed. A
     connection that breaks, stalls ``frame_timeout`` seconds within a frame (or before
@@ -258,7 +262,8 @@ async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idl
             if op == OP_BATCH:
                 ops = _recv_batch(conn, request, frame_timeout)
                 if ops is not None:
-                    resp, results = await _perform_batch(ops, read, write, idle, limit)
+                    resp, results = await (batch(ops) if batch is not None
+                                           else _perform_batch(ops, read, write, idle, limit))
                     _send(conn, encode_batch_answer(resp, seq, results))
                 continue
             resp, data = int(Resp.OKAY), 0
@@ -287,7 +292,7 @@ async def answer_requests(conn: socket.socket, read: ReadFn, write: WriteFn, idl
 
 async def serve_requests(listener: socket.socket, read: ReadFn, write: WriteFn, idle: IdleFn,
                          addr_width: int | None = None, *, token: int | None = None,
-                         frame_timeout: float | None = FRAME_TIMEOUT) -> None:
+                         frame_timeout: float | None = FRAME_TIMEOUT, batch: BatchFn | None = None) -> None:
     """Accept connections and answer them (:func:`answer_requests`) until ``OP_CLOSE``.
 
     The socket calls block the simulator, which is the point: simulated time stands
@@ -309,7 +314,7 @@ async def serve_requests(listener: socket.socket, read: ReadFn, write: WriteFn, 
             except OSError:
                 continue
             if await answer_requests(conn, read, write, idle, addr_width, token=token, listener=listener,
-                                     frame_timeout=frame_timeout):
+                                     frame_timeout=frame_timeout, batch=batch):
                 return
 
 
@@ -376,16 +381,12 @@ class SimServer:
 
     Use as a context manager, or call :meth:`stop`; :meth:`connect` opens a
     :class:`~nanoquote.host.device.bus.SocketBus` to it with its ``token`` (one client at
-    a time: another is refused busy). ``results`` is the cocotb results file of a cocotb
-    server (a failed test there makes :meth:`stop` return 1); ``run_dir`` is deleted by
-    :meth:`stop`.
+    a time: another is refused busy).
     """
 
     process: subprocess.Popen
     port: int
     name: str = "simulator server"
-    results: Path | None = None
-    run_dir: Path | None = None
     token: int | None = None
 
     def __iter__(self) -> Iterator[Any]:
@@ -412,8 +413,7 @@ class SimServer:
         """Wait for the server to end (after a client's ``close``), else terminate it.
 
         The server runs in its own process group, so terminating signals that group: no
-        simulator outlives its handle. Returns the exit status (1 if the server's cocotb
-        test failed).
+        simulator outlives its handle. Returns the exit status.
         """
         proc = self.process
         try:
@@ -428,12 +428,6 @@ class SimServer:
         finally:
             if proc.stdout is not None:
                 proc.stdout.close()
-        try:
-            if code == 0 and self.results is not None and _cocotb_failures(self.results):
-                code = 1
-        finally:
-            if self.run_dir is not None:
-                shutil.rmtree(self.run_dir, ignore_errors=True)
         return code
 
     def _signal(self, sig: int) -> None:
@@ -449,30 +443,19 @@ class SimServer:
         self.stop(timeout=0 if exc[0] is not None else 10.0)
 
 
-def _cocotb_failures(results: Path) -> int:
-    """Failed tests in a cocotb results file (a missing or unreadable file counts as one)."""
-    from cocotb_tools.check_results import get_results
-
-    try:
-        return get_results(results)[1]
-    except RuntimeError:
-        return 1
-
-
 def launch(argv: Sequence[str], *, name: str | None = None, timeout: float = 300.0,
-           env: dict[str, str] | None = None, cwd: str | Path | None = None,
-           results: Path | None = None, run_dir: Path | None = None) -> SimServer:
+           env: dict[str, str] | None = None, cwd: str | Path | None = None) -> SimServer:
     """Start ``argv`` (a server process) and wait for its port marker.
 
-    ``name`` says which server it is in errors (default: the command); ``results`` and
-    ``run_dir`` go to the :class:`SimServer`, the marker's token to its ``token``. A
-    server that ends before it listens raises :class:`ServerExited` naming it and its exit
-    status; one that stays silent is stopped and raises ``TimeoutError``.
+    ``name`` says which server it is in errors (default: the command); the marker's
+    token goes to the :class:`SimServer`'s ``token``. A server that ends before it
+    listens raises :class:`ServerExited` naming it and its exit status; one that stays
+    silent is stopped and raises ``TimeoutError``.
     """
     name = name or f"simulator server {' '.join(argv)!r}"
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=env, cwd=cwd, text=True, bufsize=1, start_new_session=True)
-    server = SimServer(proc, 0, name, results, run_dir)
+    server = SimServer(proc, 0, name)
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while True:

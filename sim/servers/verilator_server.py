@@ -1,13 +1,14 @@
-"""Serve the device simulated by Verilator (through cocotb) on a loopback port.
+"""Serve the device simulated by Verilator on a loopback port, its bus accesses in C++.
 
-The module is a cocotb test module: its one test, :func:`serve`, resets the top, binds
-a lean AXI4-Lite manager to its ``axil__*`` port
-(:class:`~nanoquote.sim.testbenches.cocotb_axil.LeanAxiLiteMaster`, via
-:class:`~nanoquote.sim.testbenches.cocotb_top.TopBench`, which reads the build's parameters
-from its BUILD register) and answers the wire protocol (batches included) of
-:mod:`nanoquote.host.device.wire` until a client sends ``OP_CLOSE``. The blocking socket
-calls inside the coroutine simply pause simulated time. The ladder stream's ``ready`` is
-tied high (a register-only deployment).
+Two processes serve: this module's server, which answers the wire protocol of
+:mod:`nanoquote.host.device.wire` with the shared request loop
+(:func:`~nanoquote.sim.servers.server_process.serve_requests`), and its child, the top
+Verilated with the AXI4-Lite harness (``axil_harness.cpp``, built by
+:func:`nanoquote.sim.verilator.build_axil`), which performs every read, write, idle and
+poll on the top's ``axil`` port itself, a whole batch per pipe round trip
+(:class:`Harness`). No Python runs per clock: a register access costs a few simulated
+cycles, not a Python coroutine step each. The ladder stream's ``ready`` is tied high
+and the market-data stream is idle (a register-only deployment).
 
 From another process::
 
@@ -17,28 +18,25 @@ From another process::
         ...
         bus.close()                                         # ends the simulation
 
-:func:`start_verilator_server` builds in the caller (cached, :func:`nanoquote.sim.verilator.build`)
-and starts the Verilator executable itself, with cocotb's environment
-(:func:`nanoquote.sim.verilator.simulator_command`): two processes, the caller and the
-simulator. ``python -m nanoquote.sim.servers.verilator_server [--max-levels N] [--seed S]``
-does the same from a shell: the simulator prints ``NANOQUOTE_PORT <port> <token>`` and serves
-(``--seed``: registers start from seeded random values, ``+verilator+rand+reset+2``).
-``NANOQUOTE_ACCEPT_TIMEOUT`` and ``NANOQUOTE_FRAME_TIMEOUT`` in the simulator's environment
-set the listener's accept timeout and the per-frame timeout.
+:func:`start_verilator_server` builds in the caller (cached), so a build error is raised
+there, then starts ``python -m nanoquote.sim.servers.verilator_server --harness <exe>``.
+From a shell, ``python -m nanoquote.sim.servers.verilator_server [--max-levels N]
+[--seed S]`` builds too, prints ``NANOQUOTE_PORT <port> <token>`` and serves (``--seed``:
+registers start from seeded random values, ``+verilator+rand+reset+2``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
+import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import cocotb
+from nanoquote.host.device.batch import Idle, Operation, Poll, Read, Write
+from nanoquote.host.device.wire import batch_records
 from nanoquote.sim.servers.server_process import (
     FRAME_TIMEOUT,
     SimServer,
@@ -46,64 +44,111 @@ from nanoquote.sim.servers.server_process import (
     launch,
     listen,
     new_token,
+    run_sync,
     serve_requests,
 )
 
-__all__ = ["TEST_MODULE", "serve", "server_command", "start_verilator_server", "main"]
+__all__ = ["Harness", "HarnessExited", "serve", "start_verilator_server", "main"]
 
-#: This module, as cocotb imports it inside the simulator.
-TEST_MODULE = "nanoquote.sim.servers.verilator_server"
+#: One operation to the harness: kind, address, value, arg, cycles (the wire's batch fields).
+_OP = struct.Struct("<5I")
+_WORD = struct.Struct("<I")
+_ANSWER = struct.Struct("<2I")
+_START = "nanoquote-axil"
 
 
-@cocotb.test()
-async def serve(dut):
-    """Answer loopback requests with AXI4-Lite transactions until ``OP_CLOSE``."""
-    from nanoquote.sim.testbenches.cocotb_top import TopBench
+class HarnessExited(RuntimeError):
+    """The harness ended (a hung bus, a crash): the server cannot go on."""
 
-    tb = TopBench(dut, lean=True)
-    await tb.reset()
-    listener = listen(timeout=float(os.environ.get("NANOQUOTE_ACCEPT_TIMEOUT", "600")))
-    frame_timeout = float(os.environ.get("NANOQUOTE_FRAME_TIMEOUT", str(FRAME_TIMEOUT)))
+
+class Harness:
+    """The harness process: batches of operations in, ``(resp, results)`` out.
+
+    ``plusargs`` go to Verilator (``+verilator+rand+reset+2``...); its stderr is this
+    process's, so a hung bus is reported where the server's output goes.
+    """
+
+    def __init__(self, executable: Path, addr_width: int, plusargs: Sequence[str] = ()) -> None:
+        self.process = subprocess.Popen([str(executable), str(addr_width), *plusargs], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, bufsize=0)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._in, self._out = self.process.stdin, self.process.stdout
+        line = self._out.readline().decode(errors="replace").split()
+        if line != [_START, str(addr_width)]:
+            self.close()
+            raise HarnessExited(f"{executable} did not start (it said {' '.join(line)!r})")
+
+    def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._out.read(size - len(data))
+            if not chunk:
+                raise HarnessExited(f"the harness exited with status {self.process.wait()}")
+            data += chunk
+        return data
+
+    def perform(self, ops: Sequence[Operation]) -> tuple[int, list[Any]]:
+        """Perform a checked batch: OKAY and every result, or the failing operation's
+        response and the results before it (a read's or poll's value, else ``None``)."""
+        try:
+            self._in.write(_WORD.pack(len(ops)) + batch_records(ops, _OP))
+        except BrokenPipeError:
+            raise HarnessExited(f"the harness exited with status {self.process.wait()}") from None
+        resp, count = _ANSWER.unpack(self._read(_ANSWER.size))
+        words = struct.unpack(f"<{count}I", self._read(4 * count)) if count else ()
+        return resp, [w if isinstance(op, (Read, Poll)) else None for op, w in zip(ops, words, strict=False)]
+
+    def close(self) -> int:
+        """End the harness (end of input); its exit status."""
+        try:
+            self._in.close()
+        except BrokenPipeError:
+            pass
+        code = self.process.wait()
+        self._out.close()
+        return code
+
+
+def serve(harness: Harness, addr_width: int, *, accept_timeout: float = 600.0,
+          frame_timeout: float = FRAME_TIMEOUT) -> None:
+    """Announce a port and answer clients with ``harness`` until ``OP_CLOSE``."""
+
+    async def read(address: int) -> tuple[int, int]:
+        resp, results = harness.perform([Read(address)])
+        return resp, results[0] if results else 0
+
+    async def write(address: int, value: int, strobe: int) -> int:
+        return harness.perform([Write(address, value, strobe)])[0]
+
+    async def idle(cycles: int) -> None:
+        harness.perform([Idle(cycles)])
+
+    async def batch(ops: list[Operation]) -> tuple[int, list[Any]]:
+        return harness.perform(ops)
+
     token = new_token()
-    with listener:
+    with listen(timeout=accept_timeout) as listener:
         announce_port(listener, token)
-        await serve_requests(listener, tb.read32, tb.write32, tb.idle, tb.addr_width, token=token,
-                             frame_timeout=frame_timeout)
-
-
-def server_command(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
-                   seed: int | None = None, accept_timeout: float = 600.0,
-                   frame_timeout: float = FRAME_TIMEOUT, run_dir: Path):
-    """``(build, argv, env, results file)`` of a server run in ``run_dir`` (builds if needed)."""
-    from nanoquote.sim.verilator import build, quiet_env, simulator_command
-
-    model = build("top", max_levels, price_bits, addr_width)
-    plusargs = [] if seed is None else ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
-    results = run_dir / "results.xml"
-    argv, env = simulator_command(model, TEST_MODULE, results_file=results, testcase="serve", seed=seed,
-                                  plusargs=plusargs,
-                                  extra_env={**quiet_env(), "NANOQUOTE_ACCEPT_TIMEOUT": str(accept_timeout),
-                                             "NANOQUOTE_FRAME_TIMEOUT": str(frame_timeout)})
-    return model, argv, env, results
+        run_sync(serve_requests(listener, read, write, idle, addr_width, token=token, frame_timeout=frame_timeout,
+                                batch=batch))
 
 
 def start_verilator_server(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
                            seed: int | None = None, frame_timeout: float = FRAME_TIMEOUT,
                            timeout: float = 600.0) -> SimServer:
-    """Run the Verilator-simulated device as a process; returns ``(process, port)``.
+    """Run the Verilator-simulated device as a process; returns its handle.
 
     The Verilator build happens here first (cached in ``build/verilator/``), so a build
     error is raised in the caller.
     """
-    run_dir = Path(tempfile.mkdtemp(prefix="nanoquote-verilator-server-"))
-    try:
-        model, argv, env, results = server_command(max_levels, price_bits, addr_width=addr_width,
-                                                   seed=seed, frame_timeout=frame_timeout, run_dir=run_dir)
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    return launch(argv, name=f"Verilator server ({model.executable})", timeout=timeout, env=env,
-                  cwd=run_dir, results=results, run_dir=run_dir)
+    from nanoquote.sim.verilator import build_axil
+
+    executable = build_axil(max_levels, price_bits, addr_width).executable
+    argv = [sys.executable, "-m", "nanoquote.sim.servers.verilator_server", "--harness", str(executable),
+            "--addr-width", str(addr_width), "--frame-timeout", str(frame_timeout)]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    return launch(argv, name=f"Verilator server ({executable})", timeout=timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,25 +156,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-levels", type=int, default=8)
     parser.add_argument("--price-bits", type=int, default=31)
     parser.add_argument("--addr-width", type=int, default=12)
+    parser.add_argument("--harness", type=Path, default=None,
+                        help="the harness executable of this build (default: build or reuse it)")
     parser.add_argument("--seed", type=int, default=None,
                         help="randomise register start values with this seed (+verilator+rand+reset+2)")
-    parser.add_argument("--accept-timeout", type=float, default=600.0)
-    parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT)
+    parser.add_argument("--accept-timeout", type=float, default=600.0,
+                        help="give up when no client connects for this many seconds")
+    parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT,
+                        help="drop a client that stalls this many seconds within a frame")
     args = parser.parse_args(argv)
+    from nanoquote.sim.verilator import build_axil, random_reset_plusargs
 
-    from cocotb_tools.check_results import get_results
-
-    with tempfile.TemporaryDirectory(prefix="nanoquote-verilator-server-") as tmp:
-        _, cmd, env, results = server_command(args.max_levels, args.price_bits, addr_width=args.addr_width,
-                                              seed=args.seed, accept_timeout=args.accept_timeout,
-                                              frame_timeout=args.frame_timeout, run_dir=Path(tmp))
-        code = subprocess.run(cmd, env=env, cwd=tmp, check=False).returncode
-        if code:
-            return code
-        try:
-            return 1 if get_results(results)[1] else 0
-        except RuntimeError:
-            return 1
+    executable = args.harness or build_axil(args.max_levels, args.price_bits, args.addr_width).executable
+    harness = Harness(executable, args.addr_width, () if args.seed is None else random_reset_plusargs(args.seed))
+    try:
+        serve(harness, args.addr_width, accept_timeout=args.accept_timeout, frame_timeout=args.frame_timeout)
+    finally:
+        code = harness.close()
+    return code
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from nanoquote.hw.contract.register_map import Access, register_map
 from nanoquote.hw.gateware.layouts import ladder_out_layout, market_update_layout
 from nanoquote.sim.testbenches.amaranth_support import expected_ladder
 from nanoquote.sim.testbenches.bench_registers import BenchRegisters
-from nanoquote.sim.testbenches.cocotb_axil import LeanAxiLiteMaster
 
 __all__ = ["TopBench", "CONTIGUOUS_STROBES", "CLOCK_PERIOD_NS"]
 
@@ -45,14 +44,12 @@ class TopBench:
 
     ``max_levels``, ``price_bits`` and ``rmap`` describe the build once :meth:`reset` has
     read its BUILD register; until then ``rmap`` is the default map, used only to find
-    BUILD (whose address and fields are the same in every build).
-
-    ``lean``: register accesses go through :class:`LeanAxiLiteMaster` instead of
-    cocotbext-axi's master (the Verilator server's choice: a fraction of the Python cost
-    per transaction); the tests below keep cocotbext-axi, an independent manager.
+    BUILD (whose address and fields are the same in every build). Register accesses go
+    through cocotbext-axi's master, a manager independent of the Verilator server's C++
+    harness (``sim/servers/axil_harness.cpp``).
     """
 
-    def __init__(self, dut, *, lean: bool = False) -> None:
+    def __init__(self, dut) -> None:
         self.dut = dut
         self.rmap = register_map()
         self.max_levels = self.rmap.max_levels
@@ -62,9 +59,7 @@ class TopBench:
         dut.i__valid.value = 0
         dut.i__payload.value = 0
         dut.o__ready.value = 1
-        self.lean = LeanAxiLiteMaster(dut) if lean else None
-        if self.lean is None:
-            self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil", bus_separator="__"), dut.clk, dut.rst)
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "axil", bus_separator="__"), dut.clk, dut.rst)
         self.addr_width = len(dut.axil__awaddr)
 
     async def reset(self) -> None:
@@ -83,14 +78,10 @@ class TopBench:
     # -- register access (the loopback protocol's operations) ----------------------------------
 
     async def read32(self, address: int) -> tuple[int, int]:
-        if self.lean is not None:
-            return await self.lean.read(address)
         result = await self.axil.read(address, 4)
         return int(result.resp), int.from_bytes(result.data, "little")
 
     async def write32(self, address: int, value: int, strobe: int = 0xF) -> int:
-        if self.lean is not None:
-            return await self.lean.write(address, value, strobe)
         if strobe in CONTIGUOUS_STROBES:
             first, count = CONTIGUOUS_STROBES[strobe]
             data = value.to_bytes(4, "little")[first:first + count]
@@ -118,9 +109,7 @@ class TopBench:
         return int(event.data.resp)
 
     async def idle(self, cycles: int) -> None:
-        if cycles > 0 and self.lean is not None:
-            await self.lean.idle(cycles, CLOCK_PERIOD_NS)
-        elif cycles > 0:
+        if cycles > 0:
             await ClockCycles(self.dut.clk, cycles)
 
 
