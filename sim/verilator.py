@@ -286,65 +286,64 @@ def _touch(path: Path) -> None:
         pass
 
 
-def _compile(result: Build, key: str) -> None:
-    from cocotb_tools.runner import get_runner
-
+@contextmanager
+def _building(result: Build, key: str, what: str) -> Iterator[Path]:
+    """A fresh build directory holding the design's Verilog, for the block to compile in;
+    yields the path of the failure log. On success the build is stamped complete (the
+    executable must exist); on failure the directory is deleted (a half-built directory is
+    never reused) and a ``RuntimeError`` names ``what`` with the tail of the failure log,
+    which stays beside it."""
     bdir = result.build_dir
     failed_log = bdir.with_name(bdir.name + ".failed.log")
-    log = bdir / "build.log"
-    shutil.rmtree(bdir, ignore_errors=True)  # a half-built directory is never reused
-    makeflags = os.environ.get("MAKEFLAGS", "")
+    shutil.rmtree(bdir, ignore_errors=True)
     try:
         with removed_on_failure(bdir):
             bdir.mkdir(parents=True)
             result.verilog.write_text(verilog(result.design, result.max_levels, result.price_bits,
                                               result.addr_width))
-            os.environ["MAKEFLAGS"] = " ".join([makeflags, *MAKE_OPT]).strip()
-            try:
-                get_runner("verilator").build(
-                    sources=[result.verilog], hdl_toplevel=result.toplevel, build_dir=bdir,
-                    build_args=list(BUILD_ARGS), always=True, log_file=log)
-            except SystemExit as exc:  # the runner exits when it finds no verilator
-                raise RuntimeError(str(exc)) from None
-            finally:
-                os.environ["MAKEFLAGS"] = makeflags
-                if log.exists():
-                    shutil.copy(log, failed_log)
+            yield failed_log
             if not result.executable.exists():
                 raise RuntimeError(f"the build produced no {result.executable}")
             (bdir / _STAMP).write_text(key)  # last: marks the build complete
     except Exception as exc:
         tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
-        raise RuntimeError(f"Verilator build of {result.toplevel} failed ({exc}); "
-                           f"log {failed_log}:\n{tail}") from exc
+        raise RuntimeError(f"Verilator build of {what} failed ({exc}); log {failed_log}:\n{tail}") from exc
     failed_log.unlink(missing_ok=True)
+
+
+def _compile(result: Build, key: str) -> None:
+    """The cocotb runner's build of ``result``'s design."""
+    from cocotb_tools.runner import get_runner
+
+    log = result.build_dir / "build.log"
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    with _building(result, key, result.toplevel) as failed_log:
+        os.environ["MAKEFLAGS"] = " ".join([makeflags, *MAKE_OPT]).strip()
+        try:
+            get_runner("verilator").build(
+                sources=[result.verilog], hdl_toplevel=result.toplevel, build_dir=result.build_dir,
+                build_args=list(BUILD_ARGS), always=True, log_file=log)
+        except SystemExit as exc:  # the runner exits when it finds no verilator
+            raise RuntimeError(str(exc)) from None
+        finally:
+            os.environ["MAKEFLAGS"] = makeflags
+            if log.exists():
+                shutil.copy(log, failed_log)
 
 
 def _compile_harness(result: Build, key: str, *, source: Path, prefix: str) -> None:
     """``verilator --cc --exe --build`` of ``result``'s design and the harness ``source``."""
     bdir = result.build_dir
-    failed_log = bdir.with_name(bdir.name + ".failed.log")
-    shutil.rmtree(bdir, ignore_errors=True)
     cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS,
            "--top-module", result.toplevel, "--prefix", prefix, "--Mdir", str(bdir / "obj"),
            "-MAKEFLAGS", " ".join(BULK_MAKE_OPT), "-o", result.executable.name,
            str(source), str(result.verilog)]
-    try:
-        with removed_on_failure(bdir):
-            bdir.mkdir(parents=True)
-            result.verilog.write_text(verilog(result.design, result.max_levels, result.price_bits,
-                                              result.addr_width))
-            proc = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, check=False)
-            (bdir / "build.log").write_text(proc.stdout + proc.stderr)
-            if proc.returncode != 0 or not result.executable.exists():
-                failed_log.write_text(proc.stdout + proc.stderr)
-                raise RuntimeError(f"exit status {proc.returncode}")
-            (bdir / _STAMP).write_text(key)  # last: marks the build complete
-    except Exception as exc:
-        tail = failed_log.read_text(errors="replace")[-3000:] if failed_log.exists() else ""
-        raise RuntimeError(f"Verilator build of {result.toplevel} with {source.name} failed ({exc}); "
-                           f"log {failed_log}:\n{tail}") from exc
-    failed_log.unlink(missing_ok=True)
+    with _building(result, key, f"{result.toplevel} with {source.name}") as failed_log:
+        proc = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, check=False)
+        (bdir / "build.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            failed_log.write_text(proc.stdout + proc.stderr)
+            raise RuntimeError(f"exit status {proc.returncode}")
 
 
 # -- runs -----------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  mismatch: {line}")
     if bulk:
         cpu = (f", {result.vectors / result.cpu_seconds:,.0f} per CPU second"
-               if result.cpu_seconds == result.cpu_seconds and result.cpu_seconds > 0 else "")
+               if result.cpu_seconds else "")
         print(f"  {result.vectors} vectors in {result.wall_seconds:.1f} s wall, "
               f"{result.vectors / result.wall_seconds if result.wall_seconds else 0:,.0f} "
               f"verified vectors/s end to end{cpu} ({result.cycles} cycles; "

@@ -45,9 +45,9 @@ class ConformanceResult:
     wall_seconds: float = 0.0
     cycles: int = 0
     #: bulk engine: vectors the model was also checked on against golden, and the CPU
-    #: time of the checking process and the harness
+    #: time of the checking process and the harness (None: spent on cluster workers)
     golden_checked: int = 0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float | None = None
 
     @property
     def sim_rate(self) -> float:
@@ -222,7 +222,6 @@ def run_bulk(
                               progress=lambda done, n: log(f"  {done}/{n} shards checked"))
         for shard, shard_result in zip(shards, found, strict=True):
             merge(shard, shard_result)
-        result.cpu_seconds = float("nan")  # spent on the workers, not measured here
     else:
         harness = process_harness(max_levels, price_bits, plusargs, executable)
         harness_cpu = harness.cpu_seconds()
