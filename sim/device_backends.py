@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from nanoquote.host.device.bus import RegisterBus
 from nanoquote.host.strategy.config import MarketMakerConfig
@@ -24,8 +25,14 @@ class BackendError(RuntimeError):
 
 
 @contextmanager
-def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
-    """A connected bus for the duration of the ``with`` block; the device is torn down after."""
+def open_bus(backend: str, max_levels: int = 8, *, waves: Path | None = None) -> Iterator[RegisterBus]:
+    """A connected bus for the duration of the ``with`` block; the device is torn down after.
+
+    ``waves``: the Verilator backend dumps every signal of the top to that file (``.fst``
+    or ``.vcd``); the other backends have no waves and refuse it.
+    """
+    if waves is not None and backend != "verilator":
+        raise ValueError(f"waves are written by the verilator backend only, not {backend!r}")
     if backend == "model":
         from nanoquote.sim.device.software_device import SoftwareDevice
 
@@ -37,7 +44,7 @@ def open_bus(backend: str, max_levels: int = 8) -> Iterator[RegisterBus]:
         else:
             from nanoquote.sim.servers.verilator_server import start_verilator_server as start
         try:
-            server = start(max_levels=max_levels)
+            server = start(max_levels=max_levels, **({} if waves is None else {"waves": waves}))
         except RuntimeError as exc:  # a failed Verilator build, a server that exited early
             raise BackendError(f"the {backend} backend did not start: {exc}") from exc
         with server:
@@ -55,16 +62,19 @@ STRATEGY_BACKENDS = ("golden", *BACKENDS)
 
 
 @contextmanager
-def open_strategy(backend: str, config: MarketMakerConfig, name: str) -> Iterator[MarketMakerStrategy]:
+def open_strategy(backend: str, config: MarketMakerConfig, name: str, *,
+                  waves: Path | None = None) -> Iterator[MarketMakerStrategy]:
     """The strategy of ``backend`` for the ``with`` block: ``golden`` is
     MarketMakerStrategy itself; a device backend offloads it to that device, which is
     torn down after."""
     if backend == "golden":
+        if waves is not None:
+            raise ValueError("waves are written by the verilator backend only, not 'golden'")
         yield MarketMakerStrategy(name, 1, config)
         return
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(STRATEGY_BACKENDS)}")
     from nanoquote.host.device.offload import offloaded_strategy
 
-    with open_bus(backend, max_levels=config.max_levels) as bus:
+    with open_bus(backend, max_levels=config.max_levels, waves=waves) as bus:
         yield offloaded_strategy(config, bus, name=name)

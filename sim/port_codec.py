@@ -38,6 +38,12 @@ class LadderFields:
     crossed: bool
     refresh: bool
 
+    def stamped(self, ts: int, refresh: bool) -> LadderFields:
+        """This ladder with its update's ``ts`` and refresh decision (the pure price part is
+        what the software device caches; ``dataclasses.replace`` costs more than a quote)."""
+        return LadderFields(ts, self.bid_price, self.ask_price, self.bid_post, self.ask_post, self.bid_count,
+                            self.ask_count, self.out_of_domain, self.no_mid, self.crossed, refresh)
+
     def diff(self, other: LadderFields) -> list[str]:
         """Names and values of the fields that differ (``self`` = got, ``other`` = expected)."""
         return [f"{name}: got {getattr(self, name)!r}, expected {getattr(other, name)!r}"

@@ -52,7 +52,8 @@ __all__ = [
     "MAKE_OVERRIDES", "BUILD_ARGS", "MAKE_OPT", "KEEP_BUILDS", "LINT_WAIVERS", "Waiver",
     "Build", "LintResult",
     "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
-    "removed_on_failure", "verilog", "build", "build_harness", "build_bulk", "build_axil",
+    "removed_on_failure", "verilog", "build", "build_harness", "build_bulk", "build_axil", "WAVE_FORMATS",
+    "fst_headers_present",
     "BULK_HARNESS", "AXIL_HARNESS", "BULK_MAKE_OPT",
     "simulator_command", "quiet_env", "run_cocotb", "lint",
     "lint_waiver_file", "random_reset_plusargs",
@@ -234,17 +235,20 @@ def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
 
 
 def build_harness(design: str, source: Path, prefix: str, max_levels: int = 8, price_bits: int = 31,
-                  addr_width: int = DEFAULT_ADDR_WIDTH, *, name: str, force: bool = False) -> Build:
+                  addr_width: int = DEFAULT_ADDR_WIDTH, *, name: str, extra_args: tuple[str, ...] = (),
+                  force: bool = False) -> Build:
     """Compile ``design`` with the C++ harness ``source`` (which includes ``<prefix>.h``,
     the design verilated with ``--prefix``), or reuse its cached build in
-    ``<stem>_<name>-<key>``; the key also covers the harness source and
-    :data:`BULK_MAKE_OPT`. The executable is named after the source's stem."""
+    ``<stem>_<name>-<key>``; the key also covers the harness source, ``extra_args``
+    (more Verilator arguments) and :data:`BULK_MAKE_OPT`. The executable is named after
+    the source's stem."""
     key = _build_key(verilog(design, max_levels, price_bits, addr_width),
-                     source.read_text() + repr(BULK_MAKE_OPT))
+                     source.read_text() + repr(BULK_MAKE_OPT) + repr(extra_args))
     stem = _stem(design, max_levels, price_bits, addr_width) + f"_{name}"
     result = Build(design, max_levels, price_bits, addr_width, build_root() / "verilator" / f"{stem}-{key[:16]}",
                    harness=source.stem)
-    return _cached(result, key, functools.partial(_compile_harness, source=source, prefix=prefix), force)
+    return _cached(result, key, functools.partial(_compile_harness, source=source, prefix=prefix,
+                                                  extra_args=extra_args), force)
 
 
 def build_bulk(max_levels: int = 8, price_bits: int = 31, *, force: bool = False) -> Build:
@@ -252,11 +256,35 @@ def build_bulk(max_levels: int = 8, price_bits: int = 31, *, force: bool = False
     return build_harness("pipeline", BULK_HARNESS, "Vbulk", max_levels, price_bits, name="bulk", force=force)
 
 
+#: Verilator arguments of a harness that dumps waves, by file suffix (:func:`build_axil`).
+#: FST is Verilator's compressed format and needs the lz4 and zlib development headers
+#: (Debian: liblz4-dev, zlib1g-dev); VCD needs nothing.
+WAVE_FORMATS = {".fst": ("--trace-fst", "-CFLAGS", "-DNANOQUOTE_TRACE_FST"),
+                ".vcd": ("--trace", "-CFLAGS", "-DNANOQUOTE_TRACE_VCD")}
+
+
+@functools.cache
+def fst_headers_present() -> bool:
+    """Whether the C++ compiler finds ``lz4.h`` and ``zlib.h`` (Verilator's FST writer needs both)."""
+    probe = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n#include <zlib.h>\n",
+                           capture_output=True, text=True, check=False)
+    return probe.returncode == 0
+
+
 def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH, *,
-               force: bool = False) -> Build:
-    """The top with the Verilator server's AXI4-Lite harness (:data:`AXIL_HARNESS`), built or reused."""
-    return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width, name="axil",
-                         force=force)
+               waves: str | None = None, force: bool = False) -> Build:
+    """The top with the Verilator server's AXI4-Lite harness (:data:`AXIL_HARNESS`), built or
+    reused; ``waves`` (a suffix of :data:`WAVE_FORMATS`) builds the variant that can dump
+    every signal in that format."""
+    if waves is not None and waves not in WAVE_FORMATS:
+        raise ValueError(f"waves format {waves!r}: choose one of {', '.join(WAVE_FORMATS)}")
+    if waves == ".fst" and not fst_headers_present():
+        raise RuntimeError("FST waves need the lz4 and zlib development headers, which the C++ compiler "
+                           "does not find (Debian: apt-get install liblz4-dev zlib1g-dev); "
+                           "or write VCD waves (.vcd), which need nothing")
+    return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width,
+                         name="axil" if waves is None else f"axil_{waves[1:]}",
+                         extra_args=() if waves is None else WAVE_FORMATS[waves], force=force)
 
 
 def _cached(result: Build, key: str, compile_build: Callable[[Build, str], None], force: bool) -> Build:
@@ -331,10 +359,10 @@ def _compile(result: Build, key: str) -> None:
                 shutil.copy(log, failed_log)
 
 
-def _compile_harness(result: Build, key: str, *, source: Path, prefix: str) -> None:
+def _compile_harness(result: Build, key: str, *, source: Path, prefix: str, extra_args: tuple[str, ...]) -> None:
     """``verilator --cc --exe --build`` of ``result``'s design and the harness ``source``."""
     bdir = result.build_dir
-    cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS,
+    cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS, *extra_args,
            "--top-module", result.toplevel, "--prefix", prefix, "--Mdir", str(bdir / "obj"),
            "-MAKEFLAGS", " ".join(BULK_MAKE_OPT), "-o", result.executable.name,
            str(source), str(result.verilog)]

@@ -105,17 +105,19 @@ def _simulator_output(log_path: Path | None) -> Iterator[None]:
 
 def run_demo(backend: str, config: MarketMakerConfig, events: list[MarketEvent], *, seed: int | None = None,
              market: str = "simulator", progress: Callable[[], None] | None = None,
-             started: Callable[[], None] | None = None, simulator_log: Path | None = None) -> DemoRun:
+             started: Callable[[], None] | None = None, simulator_log: Path | None = None,
+             waves: Path | None = None) -> DemoRun:
     """Play ``events`` through the strategy on ``backend`` and the exchange simulator.
 
     ``started`` is called once the device is up (built, launched, configured),
     ``progress`` after every book event; ``simulator_log`` takes the simulator's
-    standard error while its device lives (``None``: the terminal's).
+    standard error while its device lives (``None``: the terminal's); ``waves``: the
+    Verilator backend dumps every signal of the top there (``.fst`` or ``.vcd``).
     """
     exchange_config = ExchangeConfig(tick=config.tick_size)
     start = time.perf_counter()
     counters = None
-    with _simulator_output(simulator_log), open_strategy(backend, config, "demo") as strategy:
+    with _simulator_output(simulator_log), open_strategy(backend, config, "demo", waves=waves) as strategy:
         start_s = time.perf_counter() - start
         if started is not None:
             started()
@@ -141,6 +143,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML file with MarketMakerConfig fields")
     parser.add_argument("--market", help="recorded market data (CSV, docs/market.md) instead of the simulator")
     parser.add_argument("--out", default="build/demo", help="report directory (default build/demo)")
+    parser.add_argument("--waves", type=Path, metavar="FILE",
+                        help="with --backend verilator: dump every signal of the top level to FILE "
+                             "(.fst, or .vcd), from reset to the end of the session")
     parser.add_argument("--verbose", action="store_true",
                         help=f"let the simulators' own output through (else it goes to {SIMULATOR_LOG} in --out)")
 
@@ -188,6 +193,15 @@ def run(args: argparse.Namespace) -> int:
         config, events, market = _load(args)
     except (ConfigError, MarketDataError) as exc:
         return _error(exc)
+    if args.waves is not None:
+        from nanoquote.sim.servers.verilator_server import wave_format
+
+        if args.backend != "verilator":
+            return _error(f"--waves needs --backend verilator (the {args.backend} backend has no waves)")
+        try:
+            wave_format(args.waves)
+        except ValueError as exc:
+            return _error(exc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = None
@@ -208,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task(starting, total=books)
             result = run_demo(args.backend, config, events, seed=seed, market=market,
                               progress=lambda: bar.advance(task),
-                              started=lambda: bar.update(task, description=running), simulator_log=log_path)
+                              started=lambda: bar.update(task, description=running), simulator_log=log_path,
+                              waves=args.waves)
     except (ConfigError, DeviceError, BackendError) as exc:  # no backend, or it refuses the config
         return _error(f"{args.backend} backend: {exc}")
     from nanoquote.host.apps.demo_report import summary_table, write_report
@@ -219,5 +234,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(summary_table(result))
     console.print(f"report: {paths['report']}" + (f" (simulator output: {log_path})" if log_path else ""),
                   soft_wrap=True)
+    if args.waves is not None:
+        console.print(f"waves: {args.waves}", soft_wrap=True)
     write_stdout(text.getvalue())
     return 0

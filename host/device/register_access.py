@@ -69,6 +69,12 @@ class RegisterPrograms:
         #: Every register's field bits (the rest are reserved), by name.
         self._allowed = {reg.name: sum(reg.word_mask(i) << (32 * i) for i in range(reg.words)) for reg in rmap}
         self._every_level: dict[int, list[Operation]] = {}
+        submit = rmap["BOOK_SUBMIT"]
+        #: What :meth:`submit` writes: the addresses of BOOK_TS's words, BOOK_BID and
+        #: BOOK_ASK, and the BOOK_SUBMIT write of each (has_bid, has_ask), by has_bid + 2 * has_ask.
+        self._submit_ops = (rmap["BOOK_TS"].addresses, rmap["BOOK_BID"].address, rmap["BOOK_ASK"].address,
+                            [Write(submit.address, submit.pack(has_bid=b, has_ask=a)) for a in (0, 1) for b in (0, 1)])
+        self._quote_tails: dict[tuple[int, int, int], list[Operation]] = {}
 
     def read(self, name: str) -> Program[int]:
         """The whole register (all its words, lowest first, so wide values are consistent)."""
@@ -120,10 +126,20 @@ class RegisterPrograms:
 
     def submit(self, ts: int, bid: int | None, ask: int | None) -> Program[None]:
         """Send one book update into the pipeline through the register quote path."""
-        yield from self.write("BOOK_TS", ts)
-        yield from self.write("BOOK_BID", bid or 0)
-        yield from self.write("BOOK_ASK", ask or 0)
-        yield from self.write_fields("BOOK_SUBMIT", has_bid=bid is not None, has_ask=ask is not None)
+        yield from self._submit_writes(ts, bid, ask)
+
+    def _submit_writes(self, ts: int, bid: int | None, ask: int | None) -> list[Operation]:
+        """The writes of :meth:`submit` (values checked first, as :meth:`write` does)."""
+        ts_words, bid_address, ask_address, submits = self._submit_ops
+        submit = submits[(bid is not None) + 2 * (ask is not None)]
+        bid, ask = bid or 0, ask or 0
+        for name, value in (("BOOK_TS", ts), ("BOOK_BID", bid), ("BOOK_ASK", ask)):
+            if value < 0 or value & ~self._allowed[name]:
+                raise ValueError(f"{name}: value {value:#x} sets bits outside its fields "
+                                 f"(mask {self._allowed[name]:#x})")
+        writes = [Write(address, (ts >> (32 * i)) & 0xFFFFFFFF) for i, address in enumerate(ts_words)]
+        writes += [Write(bid_address, bid), Write(ask_address, ask), submit]
+        return writes
 
     def wait_for_ladder(self, polls: int, idle_cycles: int = 0) -> Program[dict[str, int] | None]:
         """Poll ``LADDER_STATUS`` until ``valid``; ``None`` after ``polls`` reads."""
@@ -178,15 +194,20 @@ class RegisterPrograms:
         ``status`` is ``None`` if no ladder came within ``polls`` reads (the prices read
         then mean nothing); every level's price is read, and an unposted one is ``None``.
         """
-        yield from self.submit(ts, bid, ask)
-        # the pipeline's latency first, so that the first poll finds the ladder
-        words = yield [Idle(idle_cycles), self._poll_ladder(polls, idle_cycles), *self._ladder_reads(levels)]
-        words = words[1:]
-        prices = self._ladder_prices(levels, words[1:], None)
-        for side in ("bid", "ask"):
+        key = (levels, polls, idle_cycles)
+        tail = self._quote_tails.get(key)
+        if tail is None:  # the same every update: built once
+            # the pipeline's latency first, so that the first poll finds the ladder
+            tail = self._quote_tails[key] = [Idle(idle_cycles), self._poll_ladder(polls, idle_cycles),
+                                             *self._ladder_reads(levels)]
+        words = yield [*self._submit_writes(ts, bid, ask), *tail]
+        status_word, mask_word = words[-2 * levels - 2], words[-2 * levels - 1]
+        prices: dict[str, Any] = self.map["LADDER_MASK"].unpack(mask_word)
+        for side, first in (("bid", len(words) - 2 * levels), ("ask", len(words) - levels)):
             post = prices[f"{side}_post"]
-            prices[f"{side}_price"] = tuple(p if post >> i & 1 else None for i, p in enumerate(prices[f"{side}_price"]))
-        return self._ladder_status(words[0]), prices
+            prices[f"{side}_price"] = tuple(p if post >> i & 1 else None
+                                            for i, p in enumerate(words[first:first + levels]))
+        return self._ladder_status(status_word), prices
 
 
 def identify(read32: Callable[[int], int]) -> RegisterMap:
@@ -244,13 +265,15 @@ class Device:
             step = next(program)
             while True:
                 ops = step if isinstance(step, list) else [step]
-                more = 0 if type(step) is Write or type(step) is Read else sum(idle_cycles(op) for op in ops)
-                if pending and (len(pending) + len(ops) > MAX_BATCH_OPS or cycles + more > MAX_IDLE_CYCLES):
-                    batch(pending)
-                    pending, cycles = [], 0
+                held = isinstance(step, (Write, Idle))
+                if pending or held:  # what is held back must fit one batch with what follows
+                    more = 0 if type(step) is Write else sum(idle_cycles(op) for op in ops)
+                    if pending and (len(pending) + len(ops) > MAX_BATCH_OPS or cycles + more > MAX_IDLE_CYCLES):
+                        batch(pending)
+                        pending, cycles = [], 0
+                    cycles += more
                 pending.extend(ops)
-                cycles += more
-                if isinstance(step, (Write, Idle)):
+                if held:
                     result = None
                 else:
                     results = batch(pending)

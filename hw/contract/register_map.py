@@ -144,17 +144,17 @@ class Register:
     def addresses(self) -> tuple[int, ...]:
         return tuple(self.address + 4 * i for i in range(self.words))
 
-    @property
+    @cached_property
     def constant(self) -> bool:
         """Read-only with a fixed value (its reset value)."""
         return self.access is Access.RO and self.group in CONSTANT_GROUPS
 
-    @property
+    @cached_property
     def sourced(self) -> bool:
         """Read-only with a value the device supplies (an input of the register block)."""
         return self.access is Access.RO and not self.constant
 
-    @property
+    @cached_property
     def reset(self) -> int:
         value = 0
         for f in self.fields:

@@ -56,6 +56,10 @@ class RegisterFileModel:
         self.record_pulses = record_pulses
         self.pulses: list[tuple[str, int]] = []
         self._snapshots: dict[str, int] = {}
+        #: Each mapped word's register, word index and field bits, decoded once.
+        self._words: dict[int, tuple[Register, int, int]] = {
+            address: (reg, word, reg.word_mask(word)) for reg in rmap for word, address in enumerate(reg.addresses)}
+        self._commit_mask = rmap["CONTROL"].field("commit").mask
         self.reset()
 
     def reset(self) -> None:
@@ -88,39 +92,41 @@ class RegisterFileModel:
     # -- bus ------------------------------------------------------------------------------
 
     def read32(self, address: int) -> tuple[Resp, int]:
-        found = self.map.at(address)
+        found = self._words.get(address)
         if found is None:
             return self._bus_error(Resp.DECERR), 0
-        reg, word = found
-        if reg.access is Access.WP:
-            value = 0
-        elif reg.constant:
-            value = reg.reset
-        elif reg.access is Access.RO:
-            if word == 0:
+        reg, word, _ = found
+        access = reg.access
+        if access is Access.RO:
+            if reg.constant:
+                value = reg.reset
+            elif word == 0:
                 value = self._snapshots[reg.name] = self.read_ro(reg)
             else:
                 value = self._snapshots.get(reg.name, self.read_ro(reg))
+        elif access is Access.WP:
+            value = 0
         else:
             value = self.live[reg.name]
         return Resp.OKAY, (value >> (32 * word)) & 0xFFFFFFFF
 
     def write32(self, address: int, value: int, strobe: int = 0xF) -> Resp:
-        found = self.map.at(address)
+        found = self._words.get(address)
         if found is None:
             return self._bus_error(Resp.DECERR)
-        reg, word = found
+        reg, word, word_mask = found
         mask = _STROBE_MASKS[strobe & 0xF]
         written = value & mask
-        if reg.access is Access.RO or written & ~reg.word_mask(word):
+        access = reg.access
+        if access is Access.RO or written & ~word_mask:
             return self._bus_error(Resp.SLVERR)
         shift = 32 * word
-        if reg.access is Access.W1C:
+        if access is Access.W1C:
             self.live[reg.name] &= ~(written << shift)
-        elif reg.access is Access.WP:
+        elif access is Access.WP:
             if self.busy[reg.name]:
                 return self._bus_error(Resp.SLVERR)
-            commit = reg.name == "CONTROL" and written & reg.field("commit").mask
+            commit = reg.name == "CONTROL" and written & self._commit_mask
             if commit and self.map.commit_violations(self.staged):
                 self.flag("commit_rejected")
                 return self._bus_error(Resp.SLVERR)

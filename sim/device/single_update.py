@@ -10,7 +10,6 @@ hundreds of microseconds, far more than the register path around it.
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 
 import numpy as np
@@ -36,16 +35,16 @@ def _mask(row: np.ndarray) -> int:
 
 def compute_ladder(params: PipelineParams, position: int, live_bid_qty: int, live_ask_qty: int,
                    book: BookUpdate, max_levels: int, price_bits: int) -> LadderFields:
-    """The ladder the pipeline computes for ``book`` (refresh left False: stateful)."""
-    lad = _book_ladder(params, position, live_bid_qty, live_ask_qty, book.best_bid, book.best_ask,
-                       max_levels, price_bits)
-    return dataclasses.replace(lad, ts=book.ts)
+    """The ladder the pipeline computes for ``book``'s prices (``ts`` 0 and refresh False:
+    the caller stamps them, :meth:`LadderFields.stamped`; the refresh is stateful)."""
+    return _book_ladder(params, position, live_bid_qty, live_ask_qty, book.best_bid, book.best_ask,
+                        max_levels, price_bits)
 
 
 @lru_cache(maxsize=4096)
 def _book_ladder(params: PipelineParams, position: int, live_bid_qty: int, live_ask_qty: int,
                  best_bid: int | None, best_ask: int | None, max_levels: int, price_bits: int) -> LadderFields:
-    """The ladder of one book's prices (``ts`` 0: the caller's)."""
+    """The ladder of one book's prices."""
     coeffs = _coefficients(params, position, live_bid_qty, live_ask_qty, max_levels, price_bits)
     has_bid, has_ask = best_bid is not None, best_ask is not None
     out = ladder(coeffs, np.array([best_bid or 0]), np.array([best_ask or 0]),

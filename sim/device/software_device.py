@@ -8,7 +8,6 @@ and no FPGA at all.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from nanoquote.host.device.batch import Operation, check_batch, run_batch
@@ -40,10 +39,30 @@ class SoftwareDevice:
         self.armed = False
         self.killed = False
         self.counters = self._zero_counters()
-        self.ladder: LadderFields | None = None
+        #: The last delivered ladder's prices (``ts`` 0, no refresh), ``ts`` and refresh.
+        self._last: tuple[LadderFields, int, bool] | None = None
         self.refresh = RefreshModel()  # the pipeline's refresh-timer state
-        self._live: tuple[PipelineParams, dict[str, int]] | None = None
-        self._ladder_words: tuple[LadderFields | None, dict[str, int]] = (None, {})
+        self._live: _Committed | None = None
+        submit = self.map["BOOK_SUBMIT"]
+        self._has_bid, self._has_ask = submit.field("has_bid").mask, submit.field("has_ask").mask
+        #: The LADDER_* words of ``ladder`` by register name (empty: no ladder yet).
+        self._ladder_words: dict[str, int] = {}
+        ladder_regs = [self.map[name] for name in ("LADDER_STATUS", "LADDER_MASK")]
+        #: LADDER_STATUS and LADDER_MASK: (ladder field, bit offset) of each field but
+        #: ``valid``, and the ``valid`` bit (set while a ladder is there).
+        self._ladder_fields = {reg.name: (tuple((f.name, f.offset) for f in reg.fields if f.name != "valid"),
+                                          sum(f.mask for f in reg.fields if f.name == "valid"))
+                               for reg in ladder_regs}
+        self._ladder_levels = {f"LADDER_{side.upper()}{i}": (side, i)
+                               for side in ("bid", "ask") for i in range(max_levels)}
+        #: The LADDER_* registers by address (each one word), read straight from ``_ladder_words``.
+        self._ladder_addresses = {self.map[name].address: name
+                                  for name in (*self._ladder_fields, *self._ladder_levels)}
+
+    @property
+    def ladder(self) -> LadderFields | None:
+        """The last ladder the quote path delivered (``None`` before one, or after a soft reset)."""
+        return None if self._last is None else self._last[0].stamped(self._last[1], self._last[2])
 
     def _zero_counters(self) -> dict[str, int]:
         return {reg.name: 0 for reg in self.counters_regs}
@@ -51,6 +70,9 @@ class SoftwareDevice:
     # -- RegisterBus ----------------------------------------------------------------------
 
     def read32(self, address: int) -> int:
+        name = self._ladder_addresses.get(address)
+        if name is not None and self._ladder_words:  # a one-word read-only register: no snapshot, no error
+            return self._ladder_words[name]
         resp, value = self.regs.read32(address)
         if resp is not Resp.OKAY:
             raise BusError("read", address, resp)
@@ -75,23 +97,24 @@ class SoftwareDevice:
         """The live configuration in the pipeline's format."""
         return PipelineParams(**self.regs.live_fields("config"))
 
-    def _committed(self) -> tuple[PipelineParams, dict[str, int]]:
+    def _committed(self) -> _Committed:
         """The live configuration and inventory; they change only by a commit, so they are
-        kept from one submit to the next until a commit pulse."""
+        kept, with the ladders computed under them, from one submit to the next until a
+        commit pulse."""
         if self._live is None:
-            self._live = self.params(), self.regs.live_fields("inventory")
+            self._live = _Committed(self.params(), self.regs.live_fields("inventory"))
         return self._live
 
     def _on_pulse(self, reg: Register, value: int) -> None:
-        fields = reg.unpack(value)
         if reg.name == "BOOK_SUBMIT":
-            self._submit(bool(fields["has_bid"]), bool(fields["has_ask"]))
+            self._submit(bool(value & self._has_bid), bool(value & self._has_ask))
             return
+        fields = reg.unpack(value)
         if fields["commit"]:
             self._live = None  # the register file copies the staged values after this hook
         if fields["soft_reset"]:
             self.armed = False
-            self.ladder = None
+            self._last, self._ladder_words = None, {}
             self.refresh = RefreshModel()
             self.counters = self._zero_counters()
         if fields["clear_counters"]:
@@ -107,6 +130,9 @@ class SoftwareDevice:
 
     def _read_ro(self, reg: Register) -> int:
         name = reg.name
+        value = self._ladder_words.get(name)  # the current ladder's LADDER_* words
+        if value is not None:
+            return value
         if name == "STATUS":
             return reg.pack(armed=self.armed, killed=self.killed, settled=1,
                             has_quoted=self.refresh.quoted)
@@ -114,46 +140,71 @@ class SoftwareDevice:
             return self.refresh.last
         if reg.counter is not None:
             return self.counters[name] & 0xFFFFFFFF
-        ladder = self.ladder
-        if ladder is None:
-            return reg.reset
-        cached_for, words = self._ladder_words
-        if cached_for is not ladder:  # a new ladder: its words are packed as they are read
-            words = {}
-            self._ladder_words = (ladder, words)
-        value = words.get(name)
-        if value is None:
-            value = words[name] = self._ladder_word(reg, ladder)
-        return value
+        return reg.reset  # a LADDER_* register before the first ladder
 
-    @staticmethod
-    def _ladder_word(reg: Register, ladder: LadderFields) -> int:
-        name = reg.name
-        if name in ("LADDER_STATUS", "LADDER_MASK"):
-            return reg.pack(**{f.name: 1 if f.name == "valid" else getattr(ladder, f.name) for f in reg.fields})
-        level = int(name[len("LADDER_BID"):])
-        prices = ladder.bid_price if name.startswith("LADDER_BID") else ladder.ask_price
-        return prices[level]
+    def _ladder_word_values(self, ladder: LadderFields) -> dict[str, int]:
+        """Every LADDER_* register's value: its fields are the ladder's fields of that name
+        (``valid`` is 1), or one level's price."""
+        words = {name: sum(int(getattr(ladder, field)) << offset for field, offset in fields) | valid
+                 for name, (fields, valid) in self._ladder_fields.items()}
+        for name, (side, level) in self._ladder_levels.items():
+            words[name] = (ladder.bid_price if side == "bid" else ladder.ask_price)[level]
+        return words
 
     # -- the quote path -------------------------------------------------------------------
 
     def _submit(self, has_bid: bool, has_ask: bool) -> None:
         live = self.regs.live
-        book = BookUpdate(live["BOOK_TS"], live["BOOK_BID"] if has_bid else None,
-                          live["BOOK_ASK"] if has_ask else None)
-        params, inventory = self._committed()
-        result = compute_ladder(params, book=book, max_levels=self.map.max_levels,
-                                price_bits=self.map.price_bits, **inventory)
-        refresh = self.refresh.step(bool(params.legacy), params.refresh_interval, self.armed,
-                                    not result.no_mid, book.ts)
-        self.ladder = dataclasses.replace(result, refresh=refresh)
-        self._count(self.ladder, params)
+        ts = live["BOOK_TS"]
+        book = (live["BOOK_BID"] if has_bid else None, live["BOOK_ASK"] if has_ask else None)
+        state = self._committed()
+        prices = state.ladders.get(book)
+        if prices is None:
+            if len(state.ladders) >= _LADDERS_KEPT:
+                state.ladders.clear()
+                state.delivered.clear()
+            prices = state.ladders[book] = compute_ladder(
+                state.params, book=BookUpdate(ts, *book), max_levels=self.map.max_levels,
+                price_bits=self.map.price_bits, **state.inventory)
+        refresh = self.refresh.step(state.legacy, state.params.refresh_interval, self.armed, not prices.no_mid, ts)
+        self._last = (prices, ts, refresh)
+        key = (book, refresh)
+        delivered = state.delivered.get(key)
+        if delivered is None:
+            ladder = prices.stamped(ts, refresh)
+            delivered = state.delivered[key] = (self._increments(ladder, state.params),
+                                                self._ladder_word_values(ladder))
+        increments, self._ladder_words = delivered
+        self._count(increments)
 
-    def _count(self, ladder: LadderFields, params: PipelineParams) -> None:
-        """One update in, one ladder out: every counter and sticky error, as the map defines."""
-        increments = {reg.name: reg.counter.increment(ladder, params) for reg in self.counters_regs}
+    def _increments(self, ladder: LadderFields, params: PipelineParams) -> dict[str, int]:
+        """What one delivered ladder adds to each counter, as the map defines."""
+        return {reg.name: reg.counter.increment(ladder, params) for reg in self.counters_regs}
+
+    def _count(self, increments: dict[str, int]) -> None:
+        """One update in, one ladder out: every counter and sticky error."""
+        counters = self.counters
         for name, amount in increments.items():
-            self.counters[name] += amount
+            counters[name] += amount
         for f in self.sticky:
             if increments[f.set_by]:
                 self.regs.flag(f.name)
+
+
+#: Ladders kept per committed configuration and inventory (markets revisit prices).
+_LADDERS_KEPT = 4096
+
+
+class _Committed:
+    """The live configuration and inventory of one commit, and what was computed under it."""
+
+    __slots__ = ("params", "inventory", "legacy", "ladders", "delivered")
+
+    def __init__(self, params: PipelineParams, inventory: dict[str, int]) -> None:
+        self.params, self.inventory, self.legacy = params, inventory, bool(params.legacy)
+        #: The ladder (``ts`` 0, no refresh) of each (bid, ask) submitted since the commit.
+        self.ladders: dict[tuple[int | None, int | None], LadderFields] = {}
+        #: Of each ((bid, ask), refresh): its counter increments and its LADDER_* words,
+        #: neither of which depends on ``ts``.
+        self.delivered: dict[tuple[tuple[int | None, int | None], bool],
+                             tuple[dict[str, int], dict[str, int]]] = {}

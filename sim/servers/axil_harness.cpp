@@ -2,7 +2,10 @@
 // Python per clock (nanoquote.sim.servers.verilator_server builds it with the top and
 // drives it over a pipe).
 //
-// Usage: axil_harness ADDR_WIDTH [+verilator+... plusargs]
+// Usage: axil_harness ADDR_WIDTH [--waves FILE HALF_PERIOD] [+verilator+... plusargs]
+// --waves (a build with NANOQUOTE_TRACE_FST or NANOQUOTE_TRACE_VCD defined, and Verilator's
+// --trace-fst or --trace) dumps every signal at every clock edge to FILE, time advancing
+// HALF_PERIOD units (Verilator's default 1 ps) per edge; a build without tracing refuses it.
 // Control on stdin/stdout, little-endian 32-bit words.
 //   start:    after the reset, the harness writes one line "nanoquote-axil <addr width>\n".
 //   request:  a count N, then N operations of five words: kind, address, value, arg,
@@ -31,10 +34,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "verilated.h"
 #include "Vaxil.h"  // the top, verilated with --prefix Vaxil
+#if defined(NANOQUOTE_TRACE_FST)
+#include "verilated_fst_c.h"
+using Trace = VerilatedFstC;
+#elif defined(NANOQUOTE_TRACE_VCD)
+#include "verilated_vcd_c.h"
+using Trace = VerilatedVcdC;
+#else
+struct Trace {  // a build without tracing: never opened
+    void dump(uint64_t) {}
+    void close() {}
+};
+#endif
 
 namespace {
 
@@ -49,7 +65,8 @@ struct Op {
 
 class Port {
 public:
-    Port(Vaxil* top, uint32_t addr_width) : top_(top), limit_(uint64_t{1} << addr_width) {}
+    Port(Vaxil* top, uint32_t addr_width, Trace* trace, uint64_t half_period)
+        : top_(top), limit_(uint64_t{1} << addr_width), trace_(trace), half_period_(half_period) {}
 
     void reset() {  // TopBench.reset: rst high for 4 edges, then 2 edges
         top_->i___05Fvalid = 0;
@@ -67,8 +84,8 @@ public:
     void idle(uint64_t cycles) {
         cycles_ += cycles;
         for (uint64_t k = 0; k < cycles; ++k) {
-            top_->clk = 0; top_->eval();
-            top_->clk = 1; top_->eval();
+            edge(0);
+            edge(1);
         }
     }
 
@@ -81,11 +98,11 @@ public:
         bool aw_wait = true, w_wait = true;
         for (int k = 0; k < kMaxCycles; ++k) {
             ++cycles_;
-            top_->clk = 0; top_->eval();  // the values the edge samples
+            edge(0);  // the values the edge samples
             const bool awready = top_->axil___05Fawready, wready = top_->axil___05Fwready;
             const bool bvalid = top_->axil___05Fbvalid;
             const uint32_t bresp = top_->axil___05Fbresp;
-            top_->clk = 1; top_->eval();
+            edge(1);
             if (aw_wait && awready) { aw_wait = false; top_->axil___05Fawvalid = 0; }
             if (w_wait && wready) { w_wait = false; top_->axil___05Fwvalid = 0; }
             if (!aw_wait && !w_wait && bvalid) {
@@ -104,10 +121,10 @@ public:
         bool ar_wait = true;
         for (int k = 0; k < kMaxCycles; ++k) {
             ++cycles_;
-            top_->clk = 0; top_->eval();
+            edge(0);
             const bool arready = top_->axil___05Farready, rvalid = top_->axil___05Frvalid;
             const uint32_t rresp = top_->axil___05Frresp, rdata = top_->axil___05Frdata;
-            top_->clk = 1; top_->eval();
+            edge(1);
             if (ar_wait && arready) { ar_wait = false; top_->axil___05Farvalid = 0; }
             if (rvalid) {
                 top_->axil___05Frready = 0;
@@ -121,13 +138,24 @@ public:
     uint64_t cycles() const { return cycles_; }
 
 private:
-    [[noreturn]] static void hung(const char* what, uint32_t address) {
+    void edge(uint8_t clk) {  // one half period: the clock's new level, evaluated (and dumped)
+        top_->clk = clk;
+        top_->eval();
+        if (trace_ != nullptr) trace_->dump(time_);
+        time_ += half_period_;
+    }
+
+    [[noreturn]] void hung(const char* what, uint32_t address) {
         std::fprintf(stderr, "axil_harness: %s of %#06x got no response in %d cycles\n", what, address, kMaxCycles);
+        if (trace_ != nullptr) trace_->close();  // the waves up to the hang are what explain it
         std::exit(3);
     }
 
     Vaxil* top_;
     uint64_t limit_;
+    Trace* trace_;
+    uint64_t half_period_;
+    uint64_t time_ = 0;
     uint64_t cycles_ = 0;
 };
 
@@ -171,10 +199,36 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "address width %s out of range\n", argv[1]);
         return 2;
     }
+    std::unique_ptr<Trace> trace;
+    uint64_t half_period = 1;
+    if (argc >= 3 && std::string(argv[2]) == "--waves") {
+        if (argc < 5) {
+            std::fprintf(stderr, "--waves needs a file and a half period\n");
+            return 2;
+        }
+        half_period = std::strtoull(argv[4], nullptr, 10);
+#if defined(NANOQUOTE_TRACE_FST) || defined(NANOQUOTE_TRACE_VCD)
+        trace = std::make_unique<Trace>();
+#else
+        std::fprintf(stderr, "this harness was built without tracing: no --waves\n");
+        return 2;
+#endif
+    }
     auto context = std::make_unique<VerilatedContext>();
     context->commandArgs(argc, argv);  // +verilator+rand+reset+2, +verilator+seed+N
+    if (trace) context->traceEverOn(true);  // before the model exists
     auto top = std::make_unique<Vaxil>(context.get());
-    Port port(top.get(), addr_width);
+#if defined(NANOQUOTE_TRACE_FST) || defined(NANOQUOTE_TRACE_VCD)
+    if (trace) {
+        top->trace(trace.get(), 99);
+        trace->open(argv[3]);
+        if (!trace->isOpen()) {
+            std::fprintf(stderr, "cannot write waves to %s\n", argv[3]);
+            return 2;
+        }
+    }
+#endif
+    Port port(top.get(), addr_width, trace.get(), half_period);
     port.reset();
     std::printf("nanoquote-axil %u\n", addr_width);
     std::fflush(stdout);
@@ -206,6 +260,7 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
     }
     top->final();
+    if (trace) trace->close();
     // the one line of a normal run, where the server's output goes
     std::fprintf(stderr, "axil_harness: %llu requests, %llu cycles simulated\n",
                  static_cast<unsigned long long>(requests), static_cast<unsigned long long>(port.cycles()));

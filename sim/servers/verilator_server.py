@@ -48,13 +48,22 @@ from nanoquote.sim.servers.server_process import (
     serve_requests,
 )
 
-__all__ = ["Harness", "HarnessExited", "serve", "start_verilator_server", "main"]
+__all__ = ["Harness", "HarnessExited", "serve", "start_verilator_server", "wave_format", "half_period_ps",
+           "main"]
 
 #: One operation to the harness: kind, address, value, arg, cycles (the wire's batch fields).
 _OP = struct.Struct("<5I")
 _WORD = struct.Struct("<I")
 _ANSWER = struct.Struct("<2I")
 _START = "nanoquote-axil"
+
+
+def half_period_ps() -> int:
+    """Half a period of the build's target clock (``nanoquote build``'s), in picoseconds:
+    the time step of the harness's waves."""
+    from nanoquote.hw.fpga.flow import BuildOptions
+
+    return round(1e6 / BuildOptions.freq_mhz / 2)
 
 
 class HarnessExited(RuntimeError):
@@ -65,12 +74,16 @@ class Harness:
     """The harness process: batches of operations in, ``(resp, results)`` out.
 
     ``plusargs`` go to Verilator (``+verilator+rand+reset+2``...); its stderr is this
-    process's, so a hung bus is reported where the server's output goes.
+    process's, so a hung bus is reported where the server's output goes. ``waves``: dump
+    every signal to that file (a harness built for its format, ``build_axil(waves=...)``),
+    time in picoseconds at the build's target clock.
     """
 
-    def __init__(self, executable: Path, addr_width: int, plusargs: Sequence[str] = ()) -> None:
-        self.process = subprocess.Popen([str(executable), str(addr_width), *plusargs], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, bufsize=0)
+    def __init__(self, executable: Path, addr_width: int, plusargs: Sequence[str] = (),
+                 waves: Path | None = None) -> None:
+        trace = [] if waves is None else ["--waves", str(waves), str(half_period_ps())]
+        self.process = subprocess.Popen([str(executable), str(addr_width), *trace, *plusargs],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in, self._out = self.process.stdin, self.process.stdout
         line = self._out.readline().decode(errors="replace").split()
@@ -135,20 +148,36 @@ def serve(harness: Harness, addr_width: int, *, accept_timeout: float = 600.0,
 
 def start_verilator_server(max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
                            seed: int | None = None, frame_timeout: float = FRAME_TIMEOUT,
-                           timeout: float = 600.0) -> SimServer:
+                           waves: Path | None = None, timeout: float = 600.0) -> SimServer:
     """Run the Verilator-simulated device as a process; returns its handle.
 
     The Verilator build happens here first (cached in ``build/verilator/``), so a build
-    error is raised in the caller.
+    error is raised in the caller. ``waves``: every signal of the top is dumped to that
+    file, in the format of its suffix (``.fst`` or ``.vcd``, :data:`WAVE_FORMATS`), from
+    the reset to the end of the simulation.
     """
     from nanoquote.sim.verilator import build_axil
 
-    executable = build_axil(max_levels, price_bits, addr_width).executable
+    executable = build_axil(max_levels, price_bits, addr_width, waves=wave_format(waves)).executable
     argv = [sys.executable, "-m", "nanoquote.sim.servers.verilator_server", "--harness", str(executable),
             "--addr-width", str(addr_width), "--frame-timeout", str(frame_timeout)]
     if seed is not None:
         argv += ["--seed", str(seed)]
+    if waves is not None:
+        argv += ["--waves", str(Path(waves).resolve())]
     return launch(argv, name=f"Verilator server ({executable})", timeout=timeout)
+
+
+def wave_format(waves: Path | None) -> str | None:
+    """The format of a waves file by its suffix; ``ValueError`` for one Verilator can't write."""
+    from nanoquote.sim.verilator import WAVE_FORMATS
+
+    if waves is None:
+        return None
+    suffix = Path(waves).suffix.lower()
+    if suffix not in WAVE_FORMATS:
+        raise ValueError(f"waves file {waves}: the name must end in {' or '.join(WAVE_FORMATS)} (the format)")
+    return suffix
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the harness executable of this build (default: build or reuse it)")
     parser.add_argument("--seed", type=int, default=None,
                         help="randomise register start values with this seed (+verilator+rand+reset+2)")
+    parser.add_argument("--waves", type=Path, default=None, metavar="FILE",
+                        help="dump every signal to FILE (.fst or .vcd; the harness must be built for it)")
     parser.add_argument("--accept-timeout", type=float, default=600.0,
                         help="give up when no client connects for this many seconds")
     parser.add_argument("--frame-timeout", type=float, default=FRAME_TIMEOUT,
@@ -167,8 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from nanoquote.sim.verilator import build_axil, random_reset_plusargs
 
-    executable = args.harness or build_axil(args.max_levels, args.price_bits, args.addr_width).executable
-    harness = Harness(executable, args.addr_width, () if args.seed is None else random_reset_plusargs(args.seed))
+    executable = args.harness or build_axil(args.max_levels, args.price_bits, args.addr_width,
+                                            waves=wave_format(args.waves)).executable
+    harness = Harness(executable, args.addr_width, () if args.seed is None else random_reset_plusargs(args.seed),
+                      waves=args.waves)
     try:
         serve(harness, args.addr_width, accept_timeout=args.accept_timeout, frame_timeout=args.frame_timeout)
     finally:

@@ -8,6 +8,7 @@ takes (the exchange's message log, cash flows, a cost basis instead of an averag
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from fractions import Fraction
 
@@ -17,6 +18,7 @@ from nanoquote.host.apps.demo_report import PLOTS, series, write_report
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.orders import Side
 from nanoquote.sim.market_csv import SAMPLE_PATH
+from nanoquote.sim.servers.verilator_server import half_period_ps
 from nanoquote.sim.trading_session import SessionLog
 
 from nanoquote.cli import main
@@ -174,15 +176,34 @@ def test_a_bad_config_file_is_one_error_line(tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("nanoquote demo: error: ") and "max_inventory" in lines[0]
 
 
+@pytest.mark.parametrize("args, why", [
+    (["--backend", "golden", "--waves", "w.fst"], "--waves needs --backend verilator"),
+    (["--backend", "model", "--waves", "w.vcd"], "--waves needs --backend verilator"),
+    (["--waves", "w.txt"], "must end in .fst or .vcd"),
+])
+def test_waves_a_backend_cannot_write_are_one_error_line(tmp_path, capsys, args, why):
+    assert main(["demo", *args, "--out", str(tmp_path / "o")]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and lines[0].startswith("nanoquote demo: error: ") and why in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.rtl
 def test_verilator_gives_the_golden_session_and_keeps_its_output_out(tmp_path, capfd):
     config = MarketMakerConfig()
     golden = _session("golden", config, 4, 300)
     out = tmp_path / "rtl"
-    assert main(["demo", "--events", "300", "--seed", "4", "--out", str(out)]) == 0  # verilator: the default
-    term_out, term_err = capfd.readouterr()
-    assert "verilator backend" in term_out and term_err == ""
-    assert "cycles simulated" in (out / "simulator.log").read_text()  # the harness's last line
+    waves = tmp_path / "session.vcd"
+    assert main(["demo", "--events", "300", "--seed", "4", "--out", str(out), "--waves", str(waves)]) == 0
+    term_out, term_err = capfd.readouterr()  # verilator: the default backend
+    assert "verilator backend" in term_out and f"waves: {waves}" in term_out and term_err == ""
+    cycles = re.search(r"(\d+) cycles simulated", (out / "simulator.log").read_text())  # the harness's last line
+    assert cycles is not None
+    last_edge = (2 * int(cycles.group(1)) - 1) * half_period_ps()
+    with waves.open("rb") as f:  # the session's waves run from reset to its last edge
+        f.seek(-4096, 2)
+        assert re.findall(rb"^#(\d+)$", f.read(), re.M)[-1] == str(last_edge).encode()
     data = json.loads((out / "summary.json").read_text())
     assert data["backend"] == "verilator" and data["device_counters"]["updates"] == 300
     assert data["exact"] == {k: str(v) for k, v in golden.summary.items() if isinstance(v, Fraction)}

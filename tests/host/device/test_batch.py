@@ -14,6 +14,7 @@ from nanoquote.host.device.batch import (
     Poll,
     Read,
     Write,
+    batch_steps,
     check_batch,
     run_batch,
 )
@@ -106,6 +107,54 @@ def test_a_batch_equals_its_operations_one_by_one_on_the_software_device(seed):
             assert (err.value.index, err.value.resp, err.value.results) == (len(expected), error.resp, expected)
             assert err.value.operation is ops[len(expected)]
         assert snapshot(batched) == snapshot(alone)
+
+
+def steps_driven(device, ops, idles: list[int]) -> list:
+    """``ops`` performed by driving :func:`batch_steps` (the definition; the async
+    testbenches' path), recording the idles it asks for."""
+    steps = batch_steps(ops)
+    result, error = None, None
+    try:
+        while True:
+            step = steps.send(result) if error is None else steps.throw(error)
+            result = error = None
+            try:
+                if isinstance(step, Read):
+                    result = device.read32(step.address)
+                elif isinstance(step, Write):
+                    device.write32(step.address, step.value, step.strobe)
+                else:
+                    idles.append(step.cycles)
+            except BusError as exc:
+                error = exc
+    except StopIteration as stop:
+        return stop.value
+
+
+def outcome(run, *args) -> tuple:
+    """``run(*args)``'s results, or its batch error's index, response and results before it."""
+    try:
+        return ("ok", run(*args))
+    except BatchError as exc:
+        return ("error", exc.index, exc.resp, exc.results)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_run_batch_performs_exactly_what_batch_steps_defines(seed):
+    """``run_batch`` (the in-process backends' loop) and ``batch_steps`` agree on results,
+    errors, idles asked for and register effects, polls that give up included."""
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    for _ in range(25):
+        ops = random_ops(rng, rng.randint(0, 40), errors=True)
+        looped, stepped = _ready_device(), _ready_device()
+        loop_idles: list[int] = []
+        step_idles: list[int] = []
+        outcomes = [outcome(run_batch, ops, looped.read32, looped.write32, loop_idles.append),
+                    outcome(steps_driven, stepped, ops, step_idles)]
+        assert outcomes[0] == outcomes[1]
+        assert [c for c in loop_idles if c] == [c for c in step_idles if c]
+        assert snapshot(looped) == snapshot(stepped)
 
 
 def test_a_bus_error_mid_batch_names_the_operation_and_stops_there():

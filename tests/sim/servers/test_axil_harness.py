@@ -1,14 +1,18 @@
 """The Verilator server's C++ AXI4-Lite harness driven directly (no socket, no request loop):
-its error responses are the register block's, exact, and a batch stops at the first one."""
+its error responses are the register block's, exact, and a batch stops at the first one;
+its traced builds dump every edge."""
 
 from __future__ import annotations
+
+import re
+import struct
 
 import pytest
 from nanoquote.host.device.batch import Idle, Poll, Read, Write
 from nanoquote.host.device.bus import Resp
 from nanoquote.hw.contract.register_map import MAGIC, register_map
-from nanoquote.sim.servers.verilator_server import Harness
-from nanoquote.sim.verilator import build_axil, random_reset_plusargs
+from nanoquote.sim.servers.verilator_server import Harness, HarnessExited, half_period_ps
+from nanoquote.sim.verilator import build_axil, fst_headers_present, random_reset_plusargs
 
 pytestmark = pytest.mark.rtl
 
@@ -63,3 +67,53 @@ def test_random_reset_start_values_still_identify():
         assert h.perform([Read(RMAP["MAGIC"].address)]) == (Resp.OKAY, [MAGIC])
     finally:
         assert h.close() == 0
+
+
+def _cycles_reported(err: str) -> int:
+    """The harness's own count of simulated cycles, from its last line."""
+    match = re.search(r"axil_harness: \d+ requests, (\d+) cycles simulated", err)
+    assert match, err
+    return int(match.group(1))
+
+
+def test_vcd_waves_hold_every_clock_edge_and_the_bus_values(tmp_path, capfd):
+    """A traced harness dumps both edges of every simulated cycle, at the build clock's
+    half period, with the values the bus carried."""
+    waves = tmp_path / "top.vcd"
+    h = Harness(build_axil(waves=".vcd").executable, 12, waves=waves)
+    try:
+        assert h.perform([Write(SCRATCH, 0x11223344), Idle(7), Read(SCRATCH)]) == (Resp.OKAY, [None, None, 0x11223344])
+    finally:
+        assert h.close() == 0
+    cycles = _cycles_reported(capfd.readouterr().err)
+    text = waves.read_text()
+    head, body = text.split("$enddefinitions", 1)
+    ids: dict[str, set[str]] = {}  # a name may be declared in several scopes
+    for code, name in re.findall(r"\$var \w+ \d+ (\S+) (\w+) (?:\[[^\]]*\] )?\$end", head):
+        ids.setdefault(name, set()).add(code)
+    times = [int(t) for t in re.findall(r"^#(\d+)$", body, re.M)]
+    assert times[-1] == (2 * cycles - 1) * half_period_ps()  # the last edge of the last cycle
+    for clk in ids["clk"]:
+        assert len(re.findall(rf"^1{re.escape(clk)}$", body, re.M)) == cycles  # one rising edge each
+    assert any(f"b{0x11223344:032b} {code}\n" in body for code in ids["axil__wdata"])
+
+
+@pytest.mark.skipif(not fst_headers_present(), reason="no lz4/zlib headers: FST waves cannot be built here")
+def test_fst_waves_span_the_whole_simulation(tmp_path, capfd):
+    """The FST file's header (big-endian: block type 0, length, start and end time) spans
+    reset to the last edge."""
+    waves = tmp_path / "top.fst"
+    h = Harness(build_axil(waves=".fst").executable, 12, waves=waves)
+    try:
+        assert h.perform([Write(SCRATCH, 5), Read(SCRATCH)]) == (Resp.OKAY, [None, 5])
+    finally:
+        assert h.close() == 0
+    cycles = _cycles_reported(capfd.readouterr().err)
+    block, _length, start, end = struct.unpack(">BQQQ", waves.read_bytes()[:25])
+    assert (block, start, end) == (0, 0, (2 * cycles - 1) * half_period_ps())
+
+
+def test_a_harness_built_without_tracing_refuses_waves(tmp_path):
+    with pytest.raises(HarnessExited, match="did not start"):
+        Harness(build_axil().executable, 12, waves=tmp_path / "top.vcd")
+    assert not (tmp_path / "top.vcd").exists()
