@@ -3,7 +3,9 @@
 The design is :class:`~nanoquote.hw.gateware.board.BoardTop` elaborated by
 ``amaranth_boards``' ``ECP55GEVNPlatform`` (the board's pins and I/O standards); the
 platform writes the RTLIL, the Yosys script and the LPF (pin locations, I/O standards and
-the design clock's ``FREQUENCY NET`` constraint from :data:`~nanoquote.hw.gateware.board.BOARD_CLOCK`),
+the 12 MHz oscillator pin's ``FREQUENCY PORT``; nextpnr derives the design clock's
+constraint through the PLL, and the build checks it is that of
+:data:`~nanoquote.hw.gateware.board.BOARD_CLOCK`),
 then YoWASP's Yosys, nextpnr (``--report``) and ecppack (``--svf``) run here with their
 logs in the build directory. The figures (fmax of every clock with the pads in place,
 utilisation, the files) go to ``board.json``.
@@ -104,6 +106,9 @@ def run_board_build(build_dir: Path, *, board: str = "ecp5-5g-evn", seed: int = 
     used = report["utilization"]
     utilisation = {bel: used[bel] for bel in UTILISATION_BELS if bel in used}
     target = _clock_mhz(BOARD_CLOCK.design_hz)
+    if not fmax or any(abs(c - target) > 0.01 for c in constraints.values()):
+        raise BuildError("timing report", f"nextpnr constrained the clocks {constraints}, not the design clock "
+                         f"of {target:g} MHz", build_dir / f"nextpnr-s{seed}.log")
     pll = BOARD_CLOCK.pll
     result = {
         "schema": 1,

@@ -12,8 +12,9 @@ ladder is captured into the ``LADDER_*`` registers.
 :class:`BoardTop` adds the board: the 12 MHz oscillator through an EHXPLLL to the design
 clock, the reset pushbutton and the PLL's lock through a reset synchroniser, the UART
 pins and the LEDs. Every frequency comes from one definition, :data:`BOARD_CLOCK`
-(:class:`BoardClock`): the PLL's dividers, the UART's cycles per bit and the LPF's
-clock constraint.
+(:class:`BoardClock`): the PLL's dividers and the UART's cycles per bit; nextpnr derives
+the design clock's constraint from the oscillator pin's through the PLL (the board build
+checks that it is the design clock).
 
 LEDs (the board's eight, active low; index as in the board's LED resource): 0 heartbeat
 (about 1 Hz), 1 armed, 2 killed, 3 a frame was executed, 4 a frame was refused (each of
@@ -199,7 +200,7 @@ class BoardTop(wiring.Component):
         uart = platform.request("uart", 0)
         leds = [platform.request("led", i) for i in range(8)]
 
-        m.domains.sync = cd_sync = ClockDomain("sync")
+        m.domains.sync = ClockDomain("sync")
         locked = Signal()
         mhz = f"{self.clock.design_hz / 1e6:g}"
         m.submodules.pll = Instance(
@@ -217,7 +218,8 @@ class BoardTop(wiring.Component):
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked,
         )
-        platform.add_clock_constraint(cd_sync.clk, self.clock.design_hz)
+        # nextpnr derives the design clock's constraint from the oscillator's (the board's
+        # platform constrains the clk12 pin) through the EHXPLLL's dividers
 
         # reset: the pushbutton or no lock, synchronised to the design clock (released
         # synchronously, two flip-flops after the cause goes)
