@@ -243,6 +243,7 @@ class HostLink(wiring.Component):
                     with m.If(self.rx_error):
                         reject(STATUS_BAD_CRC)
                     with m.Elif(quiet_stb):
+                        m.d.comb += self.rejected.eq(1)
                         finish(STATUS_TIMEOUT)
                     with m.Elif(self.rx_valid):
                         m.d.sync += crc.eq(crc_next)
