@@ -58,7 +58,7 @@ def bus(board):
     bus.close()
 
 
-def _raw_answers(bus, words_if_okay=0, wait=SIM_QUIET * 2):
+def _raw_answers(bus, words_if_okay=0, wait=SIM_QUIET + 0.1):
     """Every answer frame the board sends until it has been quiet ``wait`` s (decoded; an
     OKAY answer carries ``words_if_okay`` result words)."""
     port = bus._serial
@@ -175,7 +175,7 @@ def test_a_corrupted_frame_changes_nothing_and_the_link_resynchronises(bus, faul
     good = _frame_with_side_effects(0x21, 0xBAD)
     trials = []
     if fault == "bit flips":
-        for _ in range(12):
+        for _ in range(8):
             bad = bytearray(good)
             position = rng.randrange(1, len(bad))  # after the sync byte
             bad[position] ^= 1 << rng.randrange(8)
