@@ -4,7 +4,9 @@
 simulator builds, the lint check, the FPGA flow and this command all go through it.
 :func:`design` makes a design by name: ``pipeline`` (:class:`QuotePipeline`, top module
 ``quote_pipeline``) or ``top`` (:class:`NanoquoteTop`, the pipeline behind its AXI4-Lite
-register block, top module ``nanoquote_top``).
+register block, top module ``nanoquote_top``) or ``board`` (:class:`BoardCore`, the top behind
+the board's UART host link, with the simulators' cycles per bit; top module
+``nanoquote_board_core``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from nanoquote.cli import count, describe_os_error, write_stdout, write_text_fil
 __all__ = ["DESIGNS", "TOPLEVELS", "DEFAULT_ADDR_WIDTH", "design", "convert", "configure", "run"]
 
 #: Design name -> module name of its generated top level (also the cocotb ``hdl_toplevel``).
-TOPLEVELS = {"pipeline": "quote_pipeline", "top": "nanoquote_top"}
+TOPLEVELS = {"pipeline": "quote_pipeline", "top": "nanoquote_top", "board": "nanoquote_board_core"}
 DESIGNS = tuple(TOPLEVELS)
 #: Byte-address width of the top's AXI4-Lite port (``NanoquoteTop``'s default).
 DEFAULT_ADDR_WIDTH = 12
@@ -28,7 +30,7 @@ DEFAULT_ADDR_WIDTH = 12
 
 def design(top: str, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
            addr_width: int = DEFAULT_ADDR_WIDTH):
-    """A new component for design ``top`` (``pipeline`` or ``top``).
+    """A new component for design ``top`` (``pipeline``, ``top`` or ``board``).
 
     ``addr_width`` is the top's register-port width; the pipeline has no register port.
     """
@@ -40,6 +42,11 @@ def design(top: str, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEF
         from nanoquote.hw.gateware.top import NanoquoteTop
 
         return NanoquoteTop(max_levels=max_levels, price_bits=price_bits, addr_width=addr_width)
+    if top == "board":
+        from nanoquote.hw.gateware.board import SIM_CYCLES_PER_BIT, BoardCore
+
+        return BoardCore(SIM_CYCLES_PER_BIT, max_levels=max_levels, price_bits=price_bits,
+                         addr_width=addr_width)
     raise ValueError(f"unknown design {top!r}: use {' or '.join(DESIGNS)}")
 
 

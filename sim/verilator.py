@@ -17,7 +17,8 @@
   :func:`build_harness` compiles a design with a C++ harness of its own (``verilator
   --cc --exe``) the same way, into ``..._<harness name>-<key>``: :func:`build_bulk` is the
   pipeline with the bulk conformance harness (:data:`BULK_HARNESS`), the Verilator
-  server's build the top with the AXI4-Lite harness (:data:`AXIL_HARNESS`).
+  server's build the top with the AXI4-Lite harness (:data:`AXIL_HARNESS`), the simulated
+  board's the board core with the UART harness (:data:`UART_HARNESS`, :func:`build_board`).
 * Runs: :func:`simulator_command` is the simulator executable's argv and the
   environment cocotb's runner would give it for a cocotb test module (what
   ``cocotb_tools.runner.Verilator.test`` sets up), so a caller can start the simulator
@@ -53,8 +54,7 @@ __all__ = [
     "Build", "LintResult",
     "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
     "removed_on_failure", "verilog", "build", "build_harness", "build_bulk", "build_axil", "WAVE_FORMATS",
-    "fst_headers_present",
-    "BULK_HARNESS", "AXIL_HARNESS", "BULK_MAKE_OPT",
+    "fst_headers_present", "build_board", "BULK_HARNESS", "AXIL_HARNESS", "UART_HARNESS", "BULK_MAKE_OPT",
     "simulator_command", "quiet_env", "run_cocotb", "lint",
     "lint_waiver_file", "random_reset_plusargs",
 ]
@@ -153,6 +153,8 @@ KEEP_BUILDS = 2
 BULK_HARNESS = Path(__file__).resolve().parent / "conformance" / "bulk_harness.cpp"
 #: The AXI4-Lite harness of the Verilator server, compiled with the top by :func:`build_axil`.
 AXIL_HARNESS = Path(__file__).resolve().parent / "servers" / "axil_harness.cpp"
+#: The UART harness of the simulated board, compiled with the board core by :func:`build_board`.
+UART_HARNESS = Path(__file__).resolve().parent / "servers" / "uart_harness.cpp"
 #: C++ optimisation of harness builds (:func:`build_harness`): there the simulation speed
 #: is the point.
 BULK_MAKE_OPT = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
@@ -201,7 +203,7 @@ class Build:
 
 def _stem(design: str, max_levels: int, price_bits: int, addr_width: int) -> str:
     stem = f"{TOPLEVELS[design]}_l{max_levels}_p{price_bits}"
-    return stem + (f"_a{addr_width}" if design == "top" else "")
+    return stem + (f"_a{addr_width}" if design in ("top", "board") else "")
 
 
 def _build_key(text: str, extra: str = "") -> str:
@@ -285,6 +287,13 @@ def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFA
     return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width,
                          name="axil" if waves is None else f"axil_{waves[1:]}",
                          extra_args=() if waves is None else WAVE_FORMATS[waves], force=force)
+
+
+def build_board(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH, *,
+                force: bool = False) -> Build:
+    """The board core with the UART harness (:data:`UART_HARNESS`), built or reused."""
+    return build_harness("board", UART_HARNESS, "Vboard", max_levels, price_bits, addr_width, name="uart",
+                         force=force)
 
 
 def _cached(result: Build, key: str, compile_build: Callable[[Build, str], None], force: bool) -> Build:

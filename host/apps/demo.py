@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
-from nanoquote.sim.device_backends import STRATEGY_BACKENDS, open_strategy
+from nanoquote.sim.device_backends import STRATEGY_BACKENDS, backend_type, open_strategy
 from nanoquote.sim.exchange import ExchangeConfig
 from nanoquote.sim.market import BookEvent, MarketConfig, MarketEvent, generate_market
 from nanoquote.sim.trading_session import SessionLog, run_trading_session, summarize
@@ -132,9 +132,12 @@ def run_demo(backend: str, config: MarketMakerConfig, events: list[MarketEvent],
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+    parser.add_argument("--backend", type=backend_type(BACKENDS), default=BACKENDS[0],
+                        metavar="{" + ",".join(BACKENDS) + "} | serial:PORT?baud=N",
                         help="where ladders are computed: the Verilator-simulated top level (default), "
-                             "the software device, the top in amaranth.sim, or the golden strategy alone")
+                             "the software device, the top in amaranth.sim, the golden strategy alone, "
+                             "the simulated board over its serial link, or a board on a serial port "
+                             "(serial:///dev/ttyUSB1?baud=3000000, docs/board.md)")
     parser.add_argument("--policy", choices=["legacy", "exchange"],
                         help="override quote_policy (default: the config's, else exchange)")
     parser.add_argument("--events", type=count,
@@ -185,6 +188,7 @@ def _console(file: TextIO, *, terminal: bool | None = None, width: int | None = 
 
 
 def run(args: argparse.Namespace) -> int:
+    from nanoquote.host.device.bus import BusError, BusTimeout, LinkError
     from nanoquote.host.device.register_access import DeviceError
     from nanoquote.sim.device_backends import BackendError
     from nanoquote.sim.market_csv import MarketDataError
@@ -225,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
                               started=lambda: bar.update(task, description=running), simulator_log=log_path,
                               waves=args.waves)
     except (ConfigError, DeviceError, BackendError) as exc:  # no backend, or it refuses the config
+        return _error(f"{args.backend} backend: {exc}")
+    except (LinkError, BusTimeout, BusError) as exc:  # the link failed mid-session (a dead board)
         return _error(f"{args.backend} backend: {exc}")
     from nanoquote.host.apps.demo_report import summary_table, write_report
 

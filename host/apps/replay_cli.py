@@ -23,10 +23,11 @@ from nanoquote.host.apps.replay import (
     resolve_config,
     scan_events,
 )
+from nanoquote.host.device.bus import BusError, BusTimeout, LinkError
 from nanoquote.host.device.register_access import DeviceError
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.market_maker import MarketMakerStrategy
-from nanoquote.sim.device_backends import BackendError
+from nanoquote.sim.device_backends import STRATEGY_BACKENDS, BackendError, backend_type
 
 from nanoquote.cli import STDOUT, describe_os_error
 
@@ -42,9 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", action="store_true", help="emit a state record after every event")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when there was any anomaly (after writing all output)")
-    parser.add_argument("--backend", choices=["golden", "model", "amaranth", "verilator"], default="golden",
+    parser.add_argument("--backend", type=backend_type(STRATEGY_BACKENDS), default="golden",
+                        metavar="{" + ",".join(STRATEGY_BACKENDS) + "} | serial:PORT?baud=N",
                         help="where ladders are computed: the golden model (default), the software "
-                             "device, or the RTL in a simulator")
+                             "device, the RTL in a simulator, the simulated board, or a board on a serial "
+                             "port (serial:///dev/ttyUSB1?baud=3000000)")
 
 
 def golden_strategy(config: MarketMakerConfig) -> MarketMakerStrategy:
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         except ReplayError as exc:  # a non-finite number in a record, or the file changed
             return _error(f"{name}: {exc}")
         except (ConfigError, DeviceError, BackendError) as exc:  # no backend, or it refuses the config
+            return _error(f"{args.backend} backend: {exc}")
+        except (LinkError, BusTimeout, BusError) as exc:  # the link failed mid-replay (a dead board)
             return _error(f"{args.backend} backend: {exc}")
         except _WriteError as exc:
             return _error(f"cannot write {describe_os_error(exc.error, STDOUT)}")

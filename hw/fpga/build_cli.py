@@ -3,6 +3,11 @@
 Exit status: 0 when every seed meets ``--freq``, 1 when timing is missed, 2 when a step
 of the flow fails (the message names the step and its log file). CI calls
 ``nanoquote build --json build/ecp5/build.json`` to check the 200 MHz target.
+
+``--board ecp5-5g-evn`` builds the board top level instead
+(:mod:`nanoquote.hw.fpga.board_build`): a bitstream and an SVF for the board, timing at
+the board's design clock with its pads (``--freq`` does not apply: the clock is the
+board's one clock definition); the exit statuses are the same.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from nanoquote.hw.fpga.board_build import BOARDS, run_board_build
 from nanoquote.hw.fpga.flow import (
     DEFAULT_LPF,
     DEFAULT_TIMING_WEIGHT,
@@ -46,6 +52,9 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", choices=BOARDS, default=None,
+                        help="build the board top level (host link, PLL, pins) to a bitstream (.bit and "
+                             ".svf) instead of the out-of-context timing build; docs/board.md")
     parser.add_argument("--device", choices=sorted(DEVICES), default="um5g-85k",
                         help="ECP5 part as nextpnr names it (default: um5g-85k, LFE5UM5G-85F)")
     parser.add_argument("--package", default="CABGA381", help="package (default: CABGA381)")
@@ -115,8 +124,86 @@ def print_summary(result: dict, console: Console) -> None:
     console.print(f"{verdict} at {target['freq_mhz']:g} MHz; results in {result['files']['build_json']}")
 
 
+def print_board_summary(result: dict, console: Console) -> None:
+    clock = result["clock"]
+    pll = clock["pll"]
+    table = Table(title=f"board {result['board']}: {result['target']['device']}-{result['target']['speed']} "
+                        f"{result['target']['package']}, design clock {clock['design_mhz']:g} MHz",
+                  title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, mhz in result["fmax_mhz"].items():
+        want = result["constraint_mhz"].get(name, clock["design_mhz"])
+        verdict = "[green]PASS[/]" if mhz >= want else "[red]FAIL[/]"
+        table.add_row(f"fmax {name} (target {want:g} MHz)", f"{mhz:.2f} MHz {verdict}")
+    table.add_row("PLL", f"{clock['oscillator_mhz']:g} MHz / {pll['CLKI_DIV']} x {pll['CLKFB_DIV']} "
+                         f"(VCO {pll['vco_mhz']:g} MHz, CLKOP_DIV {pll['CLKOP_DIV']})")
+    table.add_row("UART", f"{clock['baud']} baud, {clock['cycles_per_bit']} cycles per bit, "
+                          f"error {clock['baud_error']:+.3%}")
+    for bel, use in result["utilisation"].items():
+        if use["used"]:
+            table.add_row(bel, f"{use['used']} / {use['available']} ({100 * use['used'] / use['available']:.1f} %)")
+    table.add_row("time", ", ".join(f"{k} {v:g} s" for k, v in result["elapsed_s"].items()))
+    console.print(table)
+    console.print(f"bitstream {result['files']['bitstream']}", highlight=False)
+    console.print(f"JTAG SVF  {result['files']['svf']}", highlight=False)
+    verdict = "[green]timing met[/]" if result["pass"] else "[red]timing NOT met[/]"
+    console.print(f"{verdict} at {clock['design_mhz']:g} MHz; results in {result['files']['board_json']}")
+
+
+def _run_board(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from nanoquote.sim.verilator import build_root
+
+    build_dir = args.build_dir if args.build_dir is not None else build_root() / "board"
+    try:
+        if args.quiet or not err.is_terminal:
+            def progress(step: str, line: str, seen: set[str] = set()) -> None:  # noqa: B006
+                if step not in seen and not args.quiet:
+                    seen.add(step)
+                    err.print(f"nanoquote build: {step}")
+
+            result = run_board_build(build_dir, board=args.board, seed=args.seed[0], max_levels=args.max_levels,
+                                     price_bits=args.price_bits, timing_weight=args.timing_weight,
+                                     progress=progress)
+        else:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          TextColumn("[dim]{task.fields[last]}"), console=err) as bar:
+                tasks: dict[str, int] = {}
+
+                def progress(step: str, line: str) -> None:
+                    if step not in tasks:
+                        for task in tasks.values():
+                            bar.update(task, completed=1, last="done")
+                        tasks[step] = bar.add_task(step, total=1, last="")
+                    bar.update(tasks[step], last=line[:70])
+
+                result = run_board_build(build_dir, board=args.board, seed=args.seed[0],
+                                         max_levels=args.max_levels, price_bits=args.price_bits,
+                                         timing_weight=args.timing_weight, progress=progress)
+                for task in tasks.values():
+                    bar.update(task, completed=1, last="done")
+    except BuildError as exc:
+        err.print(f"[red]nanoquote build:[/] {exc}", highlight=False)
+        return 2
+    except (ImportError, ValueError) as exc:
+        err.print(f"[red]nanoquote build:[/] {type(exc).__name__}: {exc}", highlight=False)
+        return 2
+    print_board_summary(result, console)
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        except OSError as exc:
+            err.print(f"[red]nanoquote build:[/] cannot write {str(args.json)!r}: {describe_os_error(exc)}",
+                      highlight=False)
+            return 2
+    return 0 if result["pass"] else 1
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    if args.board is not None:
+        return _run_board(args, console, Console(stderr=True))
     options = BuildOptions(top=args.top, device=args.device, package=args.package, speed=args.speed,
                            freq_mhz=args.freq, seeds=args.seed, lpf=args.lpf,
                            max_levels=args.max_levels, price_bits=args.price_bits, dff=args.dff,

@@ -112,6 +112,9 @@ class NanoquoteTop(wiring.Component):
         self.rmap = register_map(max_levels, price_bits, latency=self.LATENCY)
         self.regs = RegisterBlock(self.rmap, addr_width=addr_width)
         self.slave = AxiLiteRegisterSlave(addr_width)
+        #: the arm and kill latches (``STATUS.armed``/``killed``), for a board's LEDs
+        self.armed = Signal()
+        self.killed = Signal()
         members = self.pipeline.signature.members
         super().__init__({
             "axil": In(AxiLiteSignature(addr_width)),
@@ -142,8 +145,8 @@ class NanoquoteTop(wiring.Component):
         m.d.comb += pipe.config_changed.eq(rb.committed)
 
         # -- arm / kill latches ----------------------------------------------------------------
-        armed = Signal()
-        killed = Signal()
+        armed = self.armed
+        killed = self.killed
         with m.If(ctl.soft_reset | ctl.disarm):
             m.d.sync += armed.eq(0)
         with m.If(ctl.arm & ~killed):
