@@ -63,8 +63,8 @@ from nanoquote.hw.contract.link import (
 __all__ = ["SerialBus", "SerialURL", "parse_serial_url", "plan_frames", "DEFAULT_BAUD", "BAUD_RATES"]
 
 DEFAULT_BAUD = 3_000_000
-#: Rates the board's FT2232H makes exactly (12 MHz / n) that a host may ask for; the
-#: bitstream's rate is 3 Mbaud (docs/board.md).
+#: Rates a host may ask for: those the FT2232H makes exactly from 12 MHz (12 MHz / n), and
+#: 115,200 (approximate there) for a console; the bitstream's rate is 3 Mbaud (docs/board.md).
 BAUD_RATES = (12_000_000, 6_000_000, 4_000_000, 3_000_000, 2_000_000, 1_000_000, 115_200)
 #: Link addresses are 16-bit: an address beyond answers DECERR without an access.
 ADDRESS_LIMIT = 1 << 16
