@@ -151,6 +151,19 @@ def print_board_summary(result: dict, console: Console) -> None:
     console.print(f"{verdict} at {clock['design_mhz']:g} MHz; results in {result['files']['board_json']}")
 
 
+def _write_json(result: dict, path: Path | None, err: Console) -> int:
+    """Write ``result`` to ``path`` (if given); the exit status: 0 met, 1 missed, 2 unwritable."""
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]nanoquote build:[/] cannot write {str(path)!r}: "
+                      f"{describe_os_error(exc) if isinstance(exc, OSError) else exc}", highlight=False)
+            return 2
+    return 0 if result["pass"] else 1
+
+
 def _run_board(args: argparse.Namespace, console: Console, err: Console) -> int:
     from nanoquote.sim.verilator import build_root
 
@@ -189,15 +202,7 @@ def _run_board(args: argparse.Namespace, console: Console, err: Console) -> int:
         err.print(f"[red]nanoquote build:[/] {type(exc).__name__}: {exc}", highlight=False)
         return 2
     print_board_summary(result, console)
-    if args.json is not None:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-        except OSError as exc:
-            err.print(f"[red]nanoquote build:[/] cannot write {str(args.json)!r}: {describe_os_error(exc)}",
-                      highlight=False)
-            return 2
-    return 0 if result["pass"] else 1
+    return _write_json(result, args.json, err)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,15 +246,7 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"[red]nanoquote build:[/] {type(exc).__name__}: {exc}", highlight=False)
         return 2
     print_summary(result, console)
-    if args.json is not None:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
-        except (OSError, ValueError) as exc:
-            err.print(f"[red]nanoquote build:[/] cannot write {str(args.json)!r}: "
-                      f"{describe_os_error(exc) if isinstance(exc, OSError) else exc}", highlight=False)
-            return 2
-    return 0 if result["pass"] else 1
+    return _write_json(result, args.json, err)
 
 
 if __name__ == "__main__":
