@@ -37,6 +37,8 @@ class LadderFields:
     no_mid: bool
     crossed: bool
     refresh: bool
+    killed: bool = False
+    deadman: bool = False
 
     def diff(self, other: LadderFields) -> list[str]:
         """Names and values of the fields that differ (``self`` = got, ``other`` = expected)."""
@@ -123,4 +125,5 @@ class PortCodec:
             bid_count=field("bid_count"), ask_count=field("ask_count"),
             out_of_domain=field("out_of_domain"), no_mid=bool(field("no_mid")),
             crossed=bool(field("crossed")), refresh=bool(field("refresh")),
+            killed=bool(field("killed")), deadman=bool(field("deadman")),
         )

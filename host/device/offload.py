@@ -39,6 +39,8 @@ class HardwareQuoteEngine:
         # fault leaves them to be written again with the next update.
         self._inventory = self._armed = None
         result = self.driver.quote(book, inventory=changed, armed=arming)
+        if armed:  # the strategy is armed: a blocked ladder means the device killed itself
+            result.check_not_killed()  # (its dead-man timer): a device fault (spec §7.5)
         self._inventory, self._armed = inventory, armed
         return QuoteDecision(result.ladder, result.refresh)
 

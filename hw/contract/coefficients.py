@@ -49,6 +49,10 @@ __all__ = [
     "two_tick_reciprocal",
     "skew_coefficient",
     "PipelineParams",
+    "CLOCK_HZ",
+    "CYCLES_PER_US",
+    "DEADMAN_US_BITS",
+    "deadman_cycles",
 ]
 
 #: The quantized skew factor is ``q = round(f * SKEW_ONE)``, ``0 <= q <= SKEW_ONE``.
@@ -67,9 +71,20 @@ REFRESH_INTERVAL_BITS = 64
 POSITION_BITS = 16
 LIVE_QTY_BITS = 32
 TS_BITS = 64
+#: The build's clock (the timing gate's target) and the one conversion of device time:
+#: the dead-man timeout is configured in microseconds and counted in these cycles.
+CLOCK_HZ = 200_000_000
+CYCLES_PER_US = CLOCK_HZ // 1_000_000
+#: Width of the dead-man timeout in microseconds (``1 .. 2**24 - 1``, about 16.7 s; 0: off).
+DEADMAN_US_BITS = 24
 #: Defaults of the hardware build (prices are 1 .. 2**31-1, 8 levels).
 DEFAULT_PRICE_BITS = 31
 DEFAULT_MAX_LEVELS = 8
+
+
+def deadman_cycles(timeout_us: int) -> int:
+    """Clock cycles after a heartbeat at which the dead-man timer latches the kill switch."""
+    return timeout_us * CYCLES_PER_US
 
 
 def recip_shift(price_bits: int = DEFAULT_PRICE_BITS) -> int:

@@ -66,6 +66,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
+from nanoquote.hw.contract.coefficients import CYCLES_PER_US, DEADMAN_US_BITS
 from nanoquote.hw.contract.register_map import register_map
 from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
 from nanoquote.hw.gateware.pipeline import QuotePipeline
@@ -144,14 +145,37 @@ class NanoquoteTop(wiring.Component):
         # -- arm / kill latches ----------------------------------------------------------------
         armed = Signal()
         killed = Signal()
+        deadman_killed = Signal()  # the latched kill is the dead-man timer's
+        # Dead-man timer: while armed with a non-zero timeout, a heartbeat, a commit or
+        # arming restarts it; ``deadman_us`` microseconds (of CYCLES_PER_US cycles) later it
+        # fires, in the cycle that ends the timeout: the kill latches at that clock edge.
+        prescale = Signal(range(CYCLES_PER_US))
+        elapsed_us = Signal(DEADMAN_US_BITS, init=1)  # the microsecond running, from 1
+        timeout_us = rb.deadman.deadman_us
+        restart = Signal()
+        fire = Signal()
+        m.d.comb += [
+            restart.eq(~armed | rb.heartbeat_stb | rb.committed),
+            fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == CYCLES_PER_US - 1)
+                    & (elapsed_us == timeout_us)),
+        ]
+        with m.If(restart):
+            m.d.sync += [prescale.eq(0), elapsed_us.eq(1)]
+        with m.Elif(prescale == CYCLES_PER_US - 1):
+            m.d.sync += [prescale.eq(0), elapsed_us.eq(elapsed_us + 1)]
+        with m.Else():
+            m.d.sync += prescale.eq(prescale + 1)
         with m.If(ctl.soft_reset | ctl.disarm):
             m.d.sync += armed.eq(0)
         with m.If(ctl.arm & ~killed):
             m.d.sync += armed.eq(1)
+        with m.If(fire):
+            m.d.sync += [killed.eq(1), armed.eq(0), deadman_killed.eq(1)]
         with m.If(ctl.kill):
             m.d.sync += [killed.eq(1), armed.eq(0)]
         with m.If(ctl.rearm):
-            m.d.sync += [killed.eq(0), armed.eq(1)]
+            m.d.sync += [killed.eq(0), armed.eq(1), deadman_killed.eq(0)]
+        m.d.comb += rb.errors_set.deadman.eq(fire)
         m.d.comb += pipe.armed.eq(armed)
         m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
 
@@ -190,7 +214,19 @@ class NanoquoteTop(wiring.Component):
                          pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
         m.d.comb += [self.i.ready.eq(~pending & front_ready),
                      accepted.eq((pending | self.i.valid) & front_ready)]
-        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        # Kill: from the clock after the kill latches, every ladder leaves blocked (nothing
+        # posted, ``killed`` set): one gate level behind the pipeline's output register, so
+        # a ladder held there by back-pressure is blocked too.
+        ladder = Signal(pipe.o.payload.shape())
+        m.d.comb += [ladder.eq(pipe.o.payload),
+                     ladder.bid_post.eq(Mux(killed, 0, pipe.o.payload.bid_post)),
+                     ladder.ask_post.eq(Mux(killed, 0, pipe.o.payload.ask_post)),
+                     ladder.killed.eq(killed), ladder.deadman.eq(deadman_killed)]
+        for level in range(self.max_levels):
+            m.d.comb += [ladder.bid_price[level].eq(Mux(killed, 0, pipe.o.payload.bid_price[level])),
+                         ladder.ask_price[level].eq(Mux(killed, 0, pipe.o.payload.ask_price[level]))]
+        m.d.comb += [self.o.valid.eq(pipe.o.valid), pipe.o.ready.eq(self.o.ready),
+                     self.o.payload.eq(ladder)]
 
         delivered = Signal()
         m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
@@ -214,7 +250,6 @@ class NanoquoteTop(wiring.Component):
         m.d.sync += is_next.eq(Mux(delivered, (delivered_seq + 1)[:seq_bits] == target_seq,
                                    delivered_seq == target_seq))
 
-        ladder = pipe.o.payload
         ladder_layout = ladder.shape()
         # Wide registers cleared by a registered copy of the reset (with soft_reset), so the
         # reset net does not reach them: ``rst`` fans out to every control register.
@@ -249,6 +284,12 @@ class NanoquoteTop(wiring.Component):
         with m.If(ctl.soft_reset):
             m.d.comb += pending_next.eq(0)
             m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
+        # a kill blocks the captured ladder as well, at the edge the latch is set
+        with m.If(ctl.kill | fire):
+            m.d.sync += [captured.bid_post.eq(0), captured.ask_post.eq(0), captured.killed.eq(1),
+                         captured.deadman.eq(fire | deadman_killed)]
+            for level in range(self.max_levels):
+                m.d.sync += [captured.bid_price[level].eq(0), captured.ask_price[level].eq(0)]
 
         # -- captured ladder -> LADDER_* registers -----------------------------------------------
         # LADDER_STATUS and LADDER_MASK fields are ladder fields of the same name
@@ -267,6 +308,7 @@ class NanoquoteTop(wiring.Component):
         m.d.comb += [
             rb.status.armed.eq(armed),
             rb.status.killed.eq(killed),
+            rb.status.deadman.eq(deadman_killed),
         ]
         # registered, so the register read multiplexer does not sit behind the pipeline's
         # control logic (status is one cycle late)

@@ -14,7 +14,7 @@ from typing import Any
 from nanoquote.host.device.batch import Operation, check_batch, run_batch
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.strategy.quoting import BookUpdate
-from nanoquote.hw.contract.coefficients import PipelineParams
+from nanoquote.hw.contract.coefficients import PipelineParams, deadman_cycles
 from nanoquote.hw.contract.register_map import Register, register_map
 from nanoquote.hw.model import RefreshModel
 from nanoquote.sim.device.register_file import RegisterFileModel
@@ -30,6 +30,13 @@ class SoftwareDevice:
     Everything a register means comes from the register map: the configuration and
     inventory by field name, what each counter counts (its ``Counter``), which sticky
     errors a ladder sets, and the LADDER_* fields as the ladder's fields of that name.
+
+    Device time: the software device's clock runs only while a batch idles (its
+    :class:`Idle` operations and the waits of its polls); an access takes no cycles. The
+    dead-man timer counts those cycles exactly as the gateware counts its clock: armed
+    with a non-zero ``DEADMAN.deadman_us``, it latches the kill switch once
+    ``deadman_cycles(deadman_us)`` cycles have passed since the last heartbeat, commit
+    or arming.
     """
 
     def __init__(self, max_levels: int = 8, price_bits: int = 31, latency: int = 0) -> None:
@@ -39,6 +46,8 @@ class SoftwareDevice:
         self.sticky = [f for f in self.map["ERRORS"].fields if f.set_by is not None]
         self.armed = False
         self.killed = False
+        self.deadman_killed = False
+        self.cycles_since_beat = 0  # device cycles since the dead-man timer restarted
         self.counters = self._zero_counters()
         self.ladder: LadderFields | None = None
         self.refresh = RefreshModel()  # the pipeline's refresh-timer state
@@ -64,7 +73,21 @@ class SoftwareDevice:
     def batch(self, ops: list[Operation]) -> list[Any]:
         """``ops`` in process, exactly as one by one (idles are no-ops: a submit is computed at once)."""
         check_batch(ops)
-        return run_batch(ops, self.read32, self.write32)
+        return run_batch(ops, self.read32, self.write32, self.idle)
+
+    def idle(self, cycles: int) -> None:
+        """Let ``cycles`` device clock cycles pass (the dead-man timer runs)."""
+        if not self.armed:
+            return
+        timeout = deadman_cycles(self.regs.field("DEADMAN", "deadman_us"))
+        if timeout and self.cycles_since_beat + cycles >= timeout:
+            self.killed, self.armed, self.deadman_killed = True, False, True
+            self.cycles_since_beat = 0
+            self.regs.flag("deadman")
+            if self.ladder is not None:
+                self.ladder = self._blocked(self.ladder)
+        else:
+            self.cycles_since_beat += cycles
 
     def close(self) -> None:
         pass
@@ -87,8 +110,12 @@ class SoftwareDevice:
         if reg.name == "BOOK_SUBMIT":
             self._submit(bool(fields["has_bid"]), bool(fields["has_ask"]))
             return
+        if reg.name == "HEARTBEAT":
+            self.cycles_since_beat = 0
+            return
         if fields["commit"]:
             self._live = None  # the register file copies the staged values after this hook
+            self.cycles_since_beat = 0
         if fields["soft_reset"]:
             self.armed = False
             self.ladder = None
@@ -102,14 +129,24 @@ class SoftwareDevice:
             self.armed = True
         if fields["kill"]:
             self.killed, self.armed = True, False
+            if self.ladder is not None:
+                self.ladder = self._blocked(self.ladder)
         if fields["rearm"]:
-            self.killed, self.armed = False, True
+            self.killed, self.armed, self.deadman_killed = False, True, False
+        if not self.armed:
+            self.cycles_since_beat = 0
+
+    def _blocked(self, ladder: LadderFields) -> LadderFields:
+        """``ladder`` as the kill switch lets it leave: nothing posted, flagged (§8)."""
+        levels = (0,) * self.map.max_levels
+        return dataclasses.replace(ladder, bid_price=levels, ask_price=levels, bid_post=0, ask_post=0,
+                                   killed=True, deadman=self.deadman_killed)
 
     def _read_ro(self, reg: Register) -> int:
         name = reg.name
         if name == "STATUS":
             return reg.pack(armed=self.armed, killed=self.killed, settled=1,
-                            has_quoted=self.refresh.quoted)
+                            has_quoted=self.refresh.quoted, deadman=self.deadman_killed)
         if name == "LAST_QUOTE_TIME":
             return self.refresh.last
         if reg.counter is not None:
@@ -147,6 +184,8 @@ class SoftwareDevice:
         refresh = self.refresh.step(bool(params.legacy), params.refresh_interval, self.armed,
                                     not result.no_mid, book.ts)
         self.ladder = dataclasses.replace(result, refresh=refresh)
+        if self.killed:
+            self.ladder = self._blocked(self.ladder)
         self._count(self.ladder, params)
 
     def _count(self, ladder: LadderFields, params: PipelineParams) -> None:

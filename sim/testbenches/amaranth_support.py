@@ -82,4 +82,5 @@ def expected_ladder(config, book, position: int, live_bid_qty: int, live_ask_qty
     ask_price, ask_post = side(lad.asks)
     return {"valid": 1, "no_mid": int(lad.mid is None), "crossed": int(lad.crossed),
             "bid_count": lad.bid_count, "ask_count": lad.ask_count, "out_of_domain": lad.out_of_domain,
-            "bid_post": bid_post, "ask_post": ask_post, "bid_price": bid_price, "ask_price": ask_price}
+            "bid_post": bid_post, "ask_post": ask_post, "bid_price": bid_price, "ask_price": ask_price,
+            "killed": 0, "deadman": 0}
