@@ -39,6 +39,7 @@ class LadderFields:
     refresh: bool
     killed: bool = False
     deadman: bool = False
+    size_blocked: bool = False
 
     def diff(self, other: LadderFields) -> list[str]:
         """Names and values of the fields that differ (``self`` = got, ``other`` = expected)."""
@@ -99,15 +100,16 @@ class PortCodec:
             prices(model.ask_price), model.bid_post.tolist(), model.ask_post.tolist(),
             model.bid_count.tolist(), model.ask_count.tolist(), model.out_of_domain.tolist(),
             model.no_mid.astype(int).tolist(), model.crossed.astype(int).tolist(),
-            np.asarray(refresh, dtype=int).tolist(), strict=True,
+            np.asarray(refresh, dtype=int).tolist(), np.asarray(model.size_blocked, dtype=int).tolist(),
+            strict=True,
         )
         sh = {k: v[0] for k, v in o.items()}
         return [
             t | (bp << bid_off) | (ap << ask_off) | (bpo << sh["bid_post"])
             | (apo << sh["ask_post"]) | (bc << sh["bid_count"]) | (ac << sh["ask_count"])
             | (ood << sh["out_of_domain"]) | (nm << sh["no_mid"]) | (cr << sh["crossed"])
-            | (rf << sh["refresh"])
-            for t, bp, ap, bpo, apo, bc, ac, ood, nm, cr, rf in cols
+            | (rf << sh["refresh"]) | (sb << sh["size_blocked"])
+            for t, bp, ap, bpo, apo, bc, ac, ood, nm, cr, rf, sb in cols
         ]
 
     def decode(self, raw: int) -> LadderFields:
@@ -126,4 +128,5 @@ class PortCodec:
             out_of_domain=field("out_of_domain"), no_mid=bool(field("no_mid")),
             crossed=bool(field("crossed")), refresh=bool(field("refresh")),
             killed=bool(field("killed")), deadman=bool(field("deadman")),
+            size_blocked=bool(field("size_blocked")),
         )

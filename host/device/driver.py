@@ -41,13 +41,15 @@ class HardwareLadder:
     """A ladder read from the device, with its refresh decision and kill flags (a ladder
     the kill switch blocked has nothing posted; ``deadman``: the dead-man timer latched it)."""
 
-    __slots__ = ("ladder", "refresh", "killed", "deadman")
+    __slots__ = ("ladder", "refresh", "killed", "deadman", "size_blocked")
 
-    def __init__(self, ladder: Ladder, refresh: bool, killed: bool = False, deadman: bool = False) -> None:
+    def __init__(self, ladder: Ladder, refresh: bool, killed: bool = False, deadman: bool = False,
+                 size_blocked: bool = False) -> None:
         self.ladder = ladder
         self.refresh = refresh
         self.killed = killed
         self.deadman = deadman
+        self.size_blocked = size_blocked
 
     def check_not_killed(self) -> None:
         """Raise :class:`DeviceKilled` if the kill switch blocked this ladder."""
@@ -193,7 +195,7 @@ class QuoteDriver:
             raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; "
                                 "kill switch tripped")
         return HardwareLadder(self._ladder(book, status, prices), bool(status["refresh"]),
-                              bool(status["killed"]), bool(status["deadman"]))
+                              bool(status["killed"]), bool(status["deadman"]), bool(status["size_blocked"]))
 
     def _quote_program(self, book: BookUpdate, inventory: dict[str, int] | None,
                        armed: bool | None) -> Program[tuple[dict[str, int] | None, dict[str, Any]]]:

@@ -42,7 +42,9 @@ class HardwareQuoteEngine:
         if armed:  # the strategy is armed: a blocked ladder means the device killed itself
             result.check_not_killed()  # (its dead-man timer): a device fault (spec §7.5)
         self._inventory, self._armed = inventory, armed
-        return QuoteDecision(result.ladder, result.refresh)
+        # the device applied the maximum order quantity (docs/spec.md §8): the strategy's
+        # gate counts what it blocked and applies the collar to what it posted
+        return QuoteDecision(result.ladder, result.refresh, result.size_blocked)
 
     @property
     def last_quote_time(self) -> int | None:

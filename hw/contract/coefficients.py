@@ -137,6 +137,8 @@ class PipelineParams:
     order_size: int
     num_levels: int
     refresh_interval: int
+    #: the maximum order quantity of docs/spec.md §8, 0: off
+    max_order_qty: int = 0
 
     @classmethod
     def from_fields(
@@ -152,6 +154,7 @@ class PipelineParams:
         num_levels: int,
         refresh_interval_ns: int,
         price_bits: int = DEFAULT_PRICE_BITS,
+        max_order_qty: int | None = None,
     ) -> PipelineParams:
         """Compute the coefficients from already validated plain integers."""
         return cls(
@@ -167,6 +170,7 @@ class PipelineParams:
             order_size=order_size,
             num_levels=num_levels,
             refresh_interval=refresh_interval_ns,
+            max_order_qty=max_order_qty or 0,
         )
 
     @classmethod
@@ -183,6 +187,7 @@ class PipelineParams:
             num_levels=config.num_levels,
             refresh_interval_ns=config.refresh_interval_ns,
             price_bits=price_bits,
+            max_order_qty=config.max_order_qty,
         )
 
     def as_dict(self) -> dict[str, int]:

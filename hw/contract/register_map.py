@@ -368,7 +368,8 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
             Field("ask_count", 13, 5, "gated ask levels"),
             Field("out_of_domain", 18, 6, "gated levels outside the price domain"),
             Field("killed", 24, 1, "blocked by the kill switch: nothing posted"),
-            Field("deadman", 25, 1, "the kill switch was latched by the dead-man timer")),
+            Field("deadman", 25, 1, "the kill switch was latched by the dead-man timer"),
+            Field("size_blocked", 26, 1, "order_size above max_order_qty: every level blocked")),
             "Register quote path: result flags.", group="quote"),
         Register("LADDER_MASK", 0x0A4, Access.RO, (
             Field("bid_post", 0, 16, "bid level i is posted"),
@@ -393,6 +394,9 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         ("OUT_OF_DOMAIN", "levels not posted for their price", Counter("ladder", lambda lad, cfg: lad.out_of_domain)),
         ("CROSSED", "crossed or locked books", Counter("ladder", lambda lad, cfg: lad.crossed)),
         ("NO_MID", "updates with nothing to quote around", Counter("ladder", lambda lad, cfg: lad.no_mid)),
+        ("SIZE_BLOCKED", "levels of refreshes blocked by the maximum order quantity",
+         Counter("ladder", lambda lad, cfg: (lad.bid_count + lad.ask_count - lad.out_of_domain)
+                 * (lad.size_blocked & lad.refresh & (lad.killed == 0)))),
         ("KILL_BLOCKED", "ladders blocked by a kill (CONTROL.kill)",
          Counter("ladder", lambda lad, cfg: lad.killed & (lad.deadman == 0))),
         ("DEADMAN_BLOCKED", "ladders blocked by a kill the dead-man timer latched",
@@ -404,6 +408,9 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
     regs += [
         Register("HEARTBEAT", RISK_BLOCK_BASE, Access.WP, (Field("beat", 0, 1, "restart the dead-man timer"),),
                  "Host heartbeat: a write restarts the dead-man timer.", group="control"),
+        Register("MAX_ORDER_QTY", RISK_BLOCK_BASE + 8, Access.RW,
+                 _one("max_order_qty", ORDER_SIZE_BITS, "order_size above it blocks every level (0: off)"),
+                 "Pre-trade risk: maximum order quantity.", staged=True, group="config"),
         Register("DEADMAN", RISK_BLOCK_BASE + 4, Access.RW,
                  _one("deadman_us", DEADMAN_US_BITS, "dead-man timeout in microseconds (0: off)"),
                  "Dead-man timer: armed and without a heartbeat for this long, the device latches "

@@ -57,7 +57,9 @@ def ladder_out_layout(
     sides present and ``bid >= ask``; ``refresh``: the strategy's refresh timer fired;
     ``killed``: blocked by the kill switch (nothing posted, docs/spec.md §8), ``deadman``:
     that kill was latched by the dead-man timer. The pipeline leaves both 0; the top level
-    that holds the kill latch sets them.
+    that holds the kill latch sets them. ``size_blocked``: a ladder with a mid whose every
+    level the maximum order quantity blocked (none posted; counts and ``out_of_domain``
+    as without the limit).
     """
     w = DatapathWidths(max_levels, price_bits)
     return data.StructLayout({
@@ -74,6 +76,7 @@ def ladder_out_layout(
         "refresh": unsigned(1),
         "killed": unsigned(1),
         "deadman": unsigned(1),
+        "size_blocked": unsigned(1),
     })
 
 

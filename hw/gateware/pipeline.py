@@ -17,7 +17,8 @@ S4    ``T' * X = T*qP * 2**17`` as a pair of limb products, one pair per side an
       ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``: how many levels out each side's
       candidate sits (registered, so no selection follows a carry chain)
 S5    per level, ``K`` of the chosen candidate (selected by that shift from registers),
-      then ``price = T*qP -/+ K`` (3-input adders), zeroed where not posted
+      then ``price = T*qP -/+ K`` (3-input adders), zeroed where not posted (S4's masks
+      already carry the pre-trade size limit, a coefficient-stage bit)
 ====  ====================================================================================
 
 Every multiply is alone in its stage and split into 18x18 limbs (ECP5 MULT18X18D);
@@ -364,8 +365,9 @@ class QuotePipeline(wiring.Component):
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 *shift_b_regs,
                 *above_a_regs,
-                *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
-                *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
+                # the maximum order quantity (config-only) blocks every posted level
+                *(s4_post_b[k].eq(s3_post_b[k] & ~co.size_block.replicate(lv)) for k in range(2)),
+                *(s4_post_a[k].eq(s3_post_a[k] & ~co.size_block.replicate(lv)) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
                 *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
                 s4_count_b.eq(s3_count_b),
@@ -386,6 +388,7 @@ class QuotePipeline(wiring.Component):
                 out.no_mid.eq(~s4_quotable),
                 out.crossed.eq(s4_crossed),
                 out.refresh.eq(s4_refresh),
+                out.size_blocked.eq(co.size_block & s4_quotable),
             ]
             for i in range(lv):
                 m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),

@@ -370,7 +370,7 @@ def test_stream_and_register_path_share_the_pipeline(input_register):
                "ask_count": lad.ask_count, "out_of_domain": lad.out_of_domain, "bid_post": lad.bid_post,
                "ask_post": lad.ask_post, "bid_price": tuple(lad.bid_price[i] for i in range(8)),
                "ask_price": tuple(lad.ask_price[i] for i in range(8)), "killed": lad.killed,
-               "deadman": lad.deadman}
+               "deadman": lad.deadman, "size_blocked": lad.size_blocked}
         assert got == want, f"seed {seed}: ladder {n} (ts {upd.ts})"
         assert lad.ts == upd.ts
     stream_ts = [u.ts for u in accepted if u.ts < 10**12]
@@ -546,16 +546,28 @@ def _expected_counts(config, steps, names) -> dict[str, int]:
         counts[reason] += 1  # killed: disarmed, so no refresh; the gating is computed as ever
         counts["COUNT_GATED_BID"] += want["bid_count"] < config.num_levels
         counts["COUNT_GATED_ASK"] += want["ask_count"] < config.num_levels
+    # and a refresh under a size limit below order_size: every level in the domain blocked
+    want = expected_ladder(config.replace(max_order_qty=config.order_size - 1), SIZE_BOOK, 0, 0, 0, 8, 31)
+    assert want["size_blocked"] and not want["bid_post"]
+    counts["COUNT_UPDATES"] += 1
+    counts["COUNT_LADDERS"] += 1
+    counts["COUNT_REFRESHES"] += 1
+    counts["COUNT_SIZE_BLOCKED"] += want["bid_count"] + want["ask_count"] - want["out_of_domain"]
+    counts["COUNT_GATED_BID"] += want["bid_count"] < config.num_levels
+    counts["COUNT_GATED_ASK"] += want["ask_count"] < config.num_levels
     return counts
 
 
 #: the book the kill steps submit (a mid, every level in the price domain)
 KILL_BOOK = BookUpdate(4000, 100000, 100050)
+#: the book of the size-limit step: a refresh (1200 after the last one)
+SIZE_BOOK = BookUpdate(4500, 100000, 100050)
 
 
 async def _kill_steps(regs) -> None:
     """One submit after ``CONTROL.kill``, a re-arm, then one after the dead-man timer (1 us)
-    latched the kill: both ladders come back blocked, flagged with their reason."""
+    latched the kill: both ladders come back blocked, flagged with their reason. Then, re-armed,
+    a refresh under a maximum order quantity below ``order_size``: every level blocked."""
     book = KILL_BOOK
     await regs.set_inventory(0, 0, 0)
     await regs.pulse("CONTROL", "kill")
@@ -568,6 +580,12 @@ async def _kill_steps(regs) -> None:
     got = await regs.quote(book.ts, book.best_bid, book.best_ask)
     assert (got["killed"], got["deadman"], got["bid_post"], got["ask_post"]) == (1, 1, 0, 0)
     await regs.run(regs.programs.write_group("risk", {"deadman_us": 0}))
+    await regs.pulse("CONTROL", "rearm")
+    config = COUNTER_CONFIG
+    await regs.configure(PipelineParams.from_config(config.replace(max_order_qty=config.order_size - 1)))
+    got = await regs.quote(SIZE_BOOK.ts, SIZE_BOOK.best_bid, SIZE_BOOK.best_ask)
+    assert (got["size_blocked"], got["refresh"], got["bid_post"], got["ask_post"]) == (1, 1, 0, 0)
+    await regs.configure(PipelineParams.from_config(config))
 
 
 #: M = 15, 3 levels of 5: position 0 fits exactly 3 levels a side (not gated); one lot either
@@ -637,11 +655,10 @@ def test_hard_reset_after_counting_clears_every_counter():
             await regs.set_inventory(position, live_bid, live_ask)
             await regs.quote(book.ts, book.best_bid, book.best_ask)
         await _kill_steps(regs)
-        await regs.pulse("CONTROL", "rearm")
-        await regs.quote(5000, 100000, 100050)  # a ladder with every level posted, refreshing
+        await regs.quote(6000, 100000, 100050)  # a ladder with every level posted, refreshing
         counts = {name: await regs.read(name) for name in _counter_names(dut)}
         assert all(counts.values()), counts
-        assert await regs.read("LAST_QUOTE_TIME") == 5000
+        assert await regs.read("LAST_QUOTE_TIME") == 6000
         assert await regs.read("LADDER_BID0") != 0
         ctx.set(cd.rst, 1)
         await ctx.tick()
