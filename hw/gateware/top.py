@@ -147,18 +147,17 @@ class NanoquoteTop(wiring.Component):
         killed = Signal()
         deadman_killed = Signal()  # the latched kill is the dead-man timer's
         # Dead-man timer: while armed with a non-zero timeout, a heartbeat, a commit or
-        # arming restarts it; ``deadman_us`` microseconds (of CYCLES_PER_US cycles) later it
-        # fires, in the cycle that ends the timeout: the kill latches at that clock edge.
+        # arming restarts it; ``deadman_us`` microseconds (of CYCLES_PER_US cycles) later the
+        # timeout ends (``expired``, registered: the compare stays off the latches) and the
+        # kill latches at the next clock edge.
         prescale = Signal(range(CYCLES_PER_US))
         elapsed_us = Signal(DEADMAN_US_BITS, init=1)  # the microsecond running, from 1
         timeout_us = rb.deadman.deadman_us
         restart = Signal()
-        fire = Signal()
-        m.d.comb += [
-            restart.eq(~armed | rb.heartbeat_stb | rb.committed),
-            fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == CYCLES_PER_US - 1)
-                    & (elapsed_us == timeout_us)),
-        ]
+        fire = Signal()  # registered
+        m.d.comb += restart.eq(~armed | rb.heartbeat_stb | rb.committed)
+        m.d.sync += fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == CYCLES_PER_US - 1)
+                            & (elapsed_us == timeout_us))
         with m.If(restart):
             m.d.sync += [prescale.eq(0), elapsed_us.eq(1)]
         with m.Elif(prescale == CYCLES_PER_US - 1):
@@ -284,10 +283,12 @@ class NanoquoteTop(wiring.Component):
         with m.If(ctl.soft_reset):
             m.d.comb += pending_next.eq(0)
             m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
-        # a kill blocks the captured ladder as well, at the edge the latch is set
-        with m.If(ctl.kill | fire):
+        # the kill blocks the captured ladder as well, in every cycle it is latched (the
+        # clear comes straight from the latch: a register read starts cycles after the
+        # write that kills has been applied)
+        with m.If(killed):
             m.d.sync += [captured.bid_post.eq(0), captured.ask_post.eq(0), captured.killed.eq(1),
-                         captured.deadman.eq(fire | deadman_killed)]
+                         captured.deadman.eq(deadman_killed)]
             for level in range(self.max_levels):
                 m.d.sync += [captured.bid_price[level].eq(0), captured.ask_price[level].eq(0)]
 

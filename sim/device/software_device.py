@@ -34,7 +34,7 @@ class SoftwareDevice:
     Device time: the software device's clock runs only while a batch idles (its
     :class:`Idle` operations and the waits of its polls); an access takes no cycles. The
     dead-man timer counts those cycles exactly as the gateware counts its clock: armed
-    with a non-zero ``DEADMAN.deadman_us``, it latches the kill switch once
+    with a non-zero ``DEADMAN.deadman_us``, it latches the kill switch in the cycle after
     ``deadman_cycles(deadman_us)`` cycles have passed since the last heartbeat, commit
     or arming.
     """
@@ -80,7 +80,7 @@ class SoftwareDevice:
         if not self.armed:
             return
         timeout = deadman_cycles(self.regs.field("DEADMAN", "deadman_us"))
-        if timeout and self.cycles_since_beat + cycles >= timeout:
+        if timeout and self.cycles_since_beat + cycles > timeout:  # latched a cycle after it ends
             self.killed, self.armed, self.deadman_killed = True, False, True
             self.cycles_since_beat = 0
             self.regs.flag("deadman")

@@ -83,8 +83,13 @@ def test_kill_silences_the_stream_from_the_next_clock():
     and so is every later one; the ones before were posted (the stream was quoting)."""
 
     async def bench(ctx, dut, regs):
+        posted = await regs.quote(5, *BOOK)  # a ladder captured on the register path
+        assert posted["bid_post"] and posted["bid_price"][0] and not posted["killed"]
         await regs.bus.idle(40)
         await regs.pulse("CONTROL", "kill")
+        # the captured ladder is blocked as well: nothing to read from the register path
+        assert await regs.read_fields("LADDER_MASK") == {"bid_post": 0, "ask_post": 0}
+        assert await regs.read("LADDER_BID0") == 0 and (await regs.read_fields("LADDER_STATUS"))["killed"]
         await regs.bus.idle(30)
         got = await regs.quote(9, *BOOK)  # the register path: blocked as well
         assert (got["killed"], got["bid_post"], got["ask_post"], got["bid_price"][0]) == (1, 0, 0, 0)
@@ -101,9 +106,9 @@ def test_kill_silences_the_stream_from_the_next_clock():
 def test_deadman_latches_the_kill_switch_when_the_heartbeat_stops(timeout_us):
     """Dead-man-to-kill: armed, with heartbeats more often than the timeout nothing happens;
     after the last heartbeat, the first blocked ladder leaves exactly
-    ``deadman_cycles(timeout) + 1`` cycles later (the timeout ends, the latch is set at
-    that edge, the stream is blocked from the next clock), flagged dead-man; STATUS and
-    ERRORS say so, and only a re-arm clears the latch."""
+    ``deadman_cycles(timeout) + 2`` cycles later (the timeout ends, the latch is set at
+    the next edge, the stream is blocked from the clock after it), flagged dead-man;
+    STATUS and ERRORS say so, and only a re-arm clears the latch."""
     timeout = deadman_cycles(timeout_us)
     assert timeout == timeout_us * CYCLES_PER_US
 
@@ -131,7 +136,7 @@ def test_deadman_latches_the_kill_switch_when_the_heartbeat_stops(timeout_us):
     cycles = first_blocked[0] - last_beat
     print(f"dead-man {timeout_us} us: heartbeat to first blocked ladder {cycles} cycles "
           f"(timeout {timeout} cycles)")
-    assert cycles == timeout + 1
+    assert cycles == timeout + 2
     assert first_blocked[3] == 1  # flagged: the dead-man timer's kill
     # nothing was blocked while the heartbeats came
     assert not any(row[1] and row[2] for row in log if row[0] < first_blocked[0])

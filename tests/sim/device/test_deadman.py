@@ -43,11 +43,11 @@ def test_configure_writes_the_timeout_and_reads_it_back():
 def test_timer_fires_on_the_cycle_the_timeout_ends():
     device, driver = _driver(2)
     driver.arm()
-    device.batch([Idle(deadman_cycles(2) - 1)])
+    device.batch([Idle(deadman_cycles(2))])
     assert not device.killed
     driver.heartbeat()  # restarts: the cycles before it no longer count
-    device.batch([Idle(deadman_cycles(2) - 1)])
-    assert not device.killed
+    device.batch([Idle(deadman_cycles(2))])
+    assert not device.killed  # the timeout has just ended: the latch is set in the next cycle
     device.batch([Idle(1)])
     assert driver.status() == {"armed": 0, "killed": 1, "settled": 1, "has_quoted": 0, "deadman": 1}
     assert driver.errors()["deadman"] == 1
@@ -102,7 +102,7 @@ def test_a_device_that_killed_itself_is_a_device_fault_for_the_strategy():
     orders = strategy.on_market_data(BOOK)
     live = strategy.possibly_live_orders()
     assert orders and live
-    device.batch([Idle(deadman_cycles(1))])
+    device.batch([Idle(deadman_cycles(1) + 1)])
     assert device.killed and device.deadman_killed
     actions = strategy.on_market_data(BookUpdate(20, 100000, 100050))
     assert strategy.killed
