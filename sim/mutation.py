@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Bumped whenever an entry is added, removed or changed, so reports can be compared.
-CATALOGUE_VERSION = 1
+CATALOGUE_VERSION = 2
 
 #: The gateware files the catalogue mutates (repository-relative).
 TARGET_FILES = (
@@ -238,6 +238,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     _c("fits-gt", "xb >= sizes[i]))", "xb > sizes[i]))", "a level that exactly fits the limit is gated"),
     _c("gate-needs-m", 'bid_gate.append(reg(f"gate_b{i}", 1, m_nz & in_n[i] & gb))',
        'bid_gate.append(reg(f"gate_b{i}", 1, in_n[i] & gb))', "M = 0 may post bids"),
+    _c("size-limit-at-equal", "(self.cfg.order_size > moq)", "(self.cfg.order_size >= moq)",
+       "the size limit blocks an order_size equal to max_order_qty"),
     _c("never-half", "never = 1 << w.frac_bits", "never = 1 << (w.frac_bits - 1)",
        "a disabled step's threshold within reach of F"),
     # -- refresh_timer.py: docs/spec.md §6.1 ----------------------------------------------
