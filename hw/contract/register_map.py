@@ -110,6 +110,9 @@ class Counter:
 
     source: str
     amount: Callable[[Any, Any], Any] | None = None
+    #: ``when(ladder, config)``: a 1-bit condition; the ladder counts ``amount`` only when it
+    #: holds (a select, so no counter multiplies)
+    when: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("update", "ladder"):
@@ -119,6 +122,8 @@ class Counter:
 
     def increment(self, ladder: Any, config: Any) -> int:
         """The amount for one delivered ladder, on plain values (the software device)."""
+        if self.when is not None and not self.when(ladder, config):
+            return 0
         return 1 if self.amount is None else int(self.amount(ladder, config))
 
 
@@ -395,8 +400,8 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         ("CROSSED", "crossed or locked books", Counter("ladder", lambda lad, cfg: lad.crossed)),
         ("NO_MID", "updates with nothing to quote around", Counter("ladder", lambda lad, cfg: lad.no_mid)),
         ("SIZE_BLOCKED", "levels of refreshes blocked by the maximum order quantity",
-         Counter("ladder", lambda lad, cfg: (lad.bid_count + lad.ask_count - lad.out_of_domain)
-                 * (lad.size_blocked & lad.refresh & (lad.killed == 0)))),
+         Counter("ladder", lambda lad, cfg: lad.bid_count + lad.ask_count - lad.out_of_domain,
+                 when=lambda lad, cfg: lad.size_blocked & lad.refresh & (lad.killed == 0))),
         ("KILL_BLOCKED", "ladders blocked by a kill (CONTROL.kill)",
          Counter("ladder", lambda lad, cfg: lad.killed & (lad.deadman == 0))),
         ("DEADMAN_BLOCKED", "ladders blocked by a kill the dead-man timer latched",

@@ -340,10 +340,9 @@ class NanoquoteTop(wiring.Component):
             spec = reg.counter
             if spec.source == "update":
                 value = accepted
-            elif spec.amount is None:
-                value = delivered
             else:
-                value = Mux(delivered, spec.amount(ladder, live_config), 0)
+                counts = delivered if spec.when is None else delivered & spec.when(ladder, live_config)
+                value = counts if spec.amount is None else Mux(counts, spec.amount(ladder, live_config), 0)
             event = Signal(len(Value.cast(value)), name=f"event_{reg.name.removeprefix('COUNT_').lower()}")
             m.d.sync += event.eq(value)
             events[reg.name] = event
