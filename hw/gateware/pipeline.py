@@ -40,6 +40,10 @@ after a change until it is in use. Reset clears the refresh state and starts a s
 ``soft_reset`` (a one-cycle pulse) clears the refresh state only, leaving updates in
 flight and the configuration as they are.
 
+With ``kill_input=True`` (the top level) the ``kill`` input clears the output register's
+levels in every cycle it is high and flags the ladder ``killed`` (``deadman`` from
+``kill_deadman``); see docs/spec.md §8.2.
+
 Whether the ports changed: with ``config_strobe=True`` the ``config_changed`` input says
 so (high in every cycle whose port values differ from the previous cycle's, e.g. the
 cycle after a register commit; the ports are zero after reset unless it is high in the
@@ -108,12 +112,15 @@ class QuotePipeline(wiring.Component):
 
     def __init__(
         self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
-        *, config_strobe: bool = False,
+        *, config_strobe: bool = False, kill_input: bool = False,
     ) -> None:
         self.widths = DatapathWidths(max_levels, price_bits)
         self.coefficients = CoefficientUnit(self.widths)
         self.config_strobe = config_strobe
+        self.kill_input = kill_input
         strobe = {"config_changed": In(1)} if config_strobe else {}
+        if kill_input:
+            strobe |= {"kill": In(1), "kill_deadman": In(1)}
         super().__init__({
             "i": In(stream.Signature(market_update_layout(price_bits))),
             "o": Out(stream.Signature(ladder_out_layout(max_levels, price_bits))),
@@ -393,4 +400,16 @@ class QuotePipeline(wiring.Component):
             for i in range(lv):
                 m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
                              out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
+        if self.kill_input:
+            # the kill switch (docs/spec.md §8.2): while ``kill`` is high the output register
+            # is cleared of every level, advancing or stalled, so from the clock after it
+            # rises no ladder leaves with a level posted (the same synchronous reset that
+            # zeroes unposted prices)
+            with m.If(self.kill):
+                m.d.sync += [out.bid_post.eq(0), out.ask_post.eq(0), out.killed.eq(1),
+                             out.deadman.eq(self.kill_deadman)]
+                for i in range(lv):
+                    m.d.sync += [out.bid_price[i].eq(0), out.ask_price[i].eq(0)]
+            with m.Elif(advance):
+                m.d.sync += [out.killed.eq(0), out.deadman.eq(0)]
         return m

@@ -106,7 +106,8 @@ class NanoquoteTop(wiring.Component):
         self.price_bits = price_bits
         self.addr_width = addr_width
         self.input_register = input_register
-        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True)
+        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True,
+                                      kill_input=True)
         self.LATENCY = int(QuotePipeline.LATENCY) + int(input_register)
         if self.LATENCY < 2:
             raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
@@ -213,19 +214,12 @@ class NanoquoteTop(wiring.Component):
                          pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
         m.d.comb += [self.i.ready.eq(~pending & front_ready),
                      accepted.eq((pending | self.i.valid) & front_ready)]
-        # Kill: from the clock after the kill latches, every ladder leaves blocked (nothing
-        # posted, ``killed`` set): one gate level behind the pipeline's output register, so
-        # a ladder held there by back-pressure is blocked too.
-        ladder = Signal(pipe.o.payload.shape())
-        m.d.comb += [ladder.eq(pipe.o.payload),
-                     ladder.bid_post.eq(Mux(killed, 0, pipe.o.payload.bid_post)),
-                     ladder.ask_post.eq(Mux(killed, 0, pipe.o.payload.ask_post)),
-                     ladder.killed.eq(killed), ladder.deadman.eq(deadman_killed)]
-        for level in range(self.max_levels):
-            m.d.comb += [ladder.bid_price[level].eq(Mux(killed, 0, pipe.o.payload.bid_price[level])),
-                         ladder.ask_price[level].eq(Mux(killed, 0, pipe.o.payload.ask_price[level]))]
-        m.d.comb += [self.o.valid.eq(pipe.o.valid), pipe.o.ready.eq(self.o.ready),
-                     self.o.payload.eq(ladder)]
+        # Kill: the pipeline clears its output register while the kill pulse or the latch
+        # is high, so from the clock after the kill no ladder leaves with a level posted
+        # (a ladder held there by back-pressure included): no logic behind the register.
+        m.d.comb += [pipe.kill.eq(ctl.kill | fire | killed), pipe.kill_deadman.eq(fire | deadman_killed)]
+        wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        ladder = pipe.o.payload
 
         delivered = Signal()
         m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
