@@ -397,19 +397,27 @@ class QuotePipeline(wiring.Component):
                 out.refresh.eq(s4_refresh),
                 out.size_blocked.eq(co.size_block & s4_quotable),
             ]
-            for i in range(lv):
-                m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
-                             out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
+            if not self.kill_input:
+                for i in range(lv):
+                    m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
+                                 out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
         if self.kill_input:
             # the kill switch (docs/spec.md §8.2): while ``kill`` is high the output register
             # is cleared of every level, advancing or stalled, so from the clock after it
-            # rises no ladder leaves with a level posted (the same synchronous reset that
-            # zeroes unposted prices)
-            with m.If(self.kill):
+            # rises no ladder leaves with a level posted. A price is cleared by its
+            # flip-flops' synchronous reset (over the enable), ``kill`` or an unposted level
+            # taken in, so the adder's result goes straight to the data input.
+            kill = self.kill
+            for i in range(lv):
+                for price, posted, value in ((out.bid_price[i], post_b[i], price_b[i]),
+                                             (out.ask_price[i], post_a[i], price_a[i])):
+                    with m.If(kill | (advance & ~posted)):
+                        m.d.sync += price.eq(0)
+                    with m.Elif(advance):
+                        m.d.sync += price.eq(value)
+            with m.If(kill):
                 m.d.sync += [out.bid_post.eq(0), out.ask_post.eq(0), out.killed.eq(1),
                              out.deadman.eq(self.kill_deadman)]
-                for i in range(lv):
-                    m.d.sync += [out.bid_price[i].eq(0), out.ask_price[i].eq(0)]
             with m.Elif(advance):
                 m.d.sync += [out.killed.eq(0), out.deadman.eq(0)]
         return m
