@@ -214,10 +214,11 @@ class NanoquoteTop(wiring.Component):
                          pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
         m.d.comb += [self.i.ready.eq(~pending & front_ready),
                      accepted.eq((pending | self.i.valid) & front_ready)]
-        # Kill: the pipeline clears its output register while the kill pulse or the latch
-        # is high, so from the clock after the kill no ladder leaves with a level posted
-        # (a ladder held there by back-pressure included): no logic behind the register.
-        m.d.comb += [pipe.kill.eq(ctl.kill | fire | killed), pipe.kill_deadman.eq(fire | deadman_killed)]
+        # Kill: the pipeline clears its output register while the latch is set, so from the
+        # second clock after the kill pulse no ladder leaves with a level posted (a ladder
+        # held there by back-pressure included). The latch drives the clear directly: a
+        # flip-flop into the output prices' synchronous resets, no logic behind the register.
+        m.d.comb += [pipe.kill.eq(killed), pipe.kill_deadman.eq(deadman_killed)]
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
         ladder = pipe.o.payload
 
