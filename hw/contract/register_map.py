@@ -411,12 +411,12 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         regs.append(Register(f"COUNT_{name}", 0x140 + 4 * i, Access.RO, _one("count", 32, doc + " (wraps)"),
                              f"Counter: {doc}.", group="counters", counter=counter))
     regs += [
-        Register("HEARTBEAT", RISK_BLOCK_BASE, Access.WP, (Field("beat", 0, 1, "restart the dead-man timer"),),
+        Register("HEARTBEAT", 0x058, Access.WP, (Field("beat", 0, 1, "restart the dead-man timer"),),
                  "Host heartbeat: a write restarts the dead-man timer.", group="control"),
-        Register("MAX_ORDER_QTY", RISK_BLOCK_BASE + 8, Access.RW,
+        Register("MAX_ORDER_QTY", 0x034, Access.RW,
                  _one("max_order_qty", ORDER_SIZE_BITS, "order_size above it blocks every level (0: off)"),
                  "Pre-trade risk: maximum order quantity.", staged=True, group="config"),
-        Register("DEADMAN", RISK_BLOCK_BASE + 4, Access.RW,
+        Register("DEADMAN", 0x05C, Access.RW,
                  _one("deadman_us", DEADMAN_US_BITS, "dead-man timeout in microseconds (0: off)"),
                  "Dead-man timer: armed and without a heartbeat for this long, the device latches "
                  "its kill switch.", staged=True, group="risk"),
