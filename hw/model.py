@@ -91,6 +91,8 @@ class Coefficients:
     bid_count: int
     ask_count: int
     refresh_interval: int
+    #: the maximum order quantity blocks every level (docs/spec.md §8; a config-only bit)
+    size_block: int
     widths: DatapathWidths = field(repr=False)
 
     @property
@@ -205,6 +207,7 @@ def coefficient_stage(
         bid_count=bid_count,
         ask_count=ask_count,
         refresh_interval=params.refresh_interval,
+        size_block=int(params.max_order_qty != 0 and size > params.max_order_qty),
         widths=w,
     )
 
@@ -231,6 +234,8 @@ class LadderArrays:
     tick: int
     max_levels: int
     price_max: int
+    #: a ladder with a mid whose levels the size limit blocked (posts already cleared)
+    size_blocked: np.ndarray
 
     def __len__(self) -> int:
         return len(self.bid_top)
@@ -292,12 +297,17 @@ def ladder(
         bid_count=np.empty(n, np.int64), ask_count=np.empty(n, np.int64),
         out_of_domain=np.empty(n, np.int64), no_mid=np.empty(n, bool), crossed=np.empty(n, bool),
         tick=coeffs.tick, max_levels=w.max_levels, price_max=w.price_max,
+        size_blocked=np.zeros(n, bool),
     )
     for i in range(0, n, chunk):
         part = slice(i, i + chunk)
         vals = _ladder_chunk(coeffs, bid[part], ask[part], has_bid[part], has_ask[part])
         for name, v in zip(_ARRAY_FIELDS, vals, strict=True):
             getattr(out, name)[part] = v
+    if coeffs.size_block:  # S4: the size limit clears every posted mask
+        out.bid_post[:] = 0
+        out.ask_post[:] = 0
+        np.logical_not(out.no_mid, out=out.size_blocked)
     return out
 
 

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 #: Bumped whenever an entry is added, removed or changed, so reports can be compared.
-CATALOGUE_VERSION = 1
+CATALOGUE_VERSION = 2
 
 #: The gateware files the catalogue mutates (repository-relative).
 TARGET_FILES = (
@@ -238,6 +238,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     _c("fits-gt", "xb >= sizes[i]))", "xb > sizes[i]))", "a level that exactly fits the limit is gated"),
     _c("gate-needs-m", 'bid_gate.append(reg(f"gate_b{i}", 1, m_nz & in_n[i] & gb))',
        'bid_gate.append(reg(f"gate_b{i}", 1, in_n[i] & gb))', "M = 0 may post bids"),
+    _c("size-limit-at-equal", "(self.cfg.order_size > moq)", "(self.cfg.order_size >= moq)",
+       "the size limit blocks an order_size equal to max_order_qty"),
     _c("never-half", "never = 1 << w.frac_bits", "never = 1 << (w.frac_bits - 1)",
        "a disabled step's threshold within reach of F"),
     # -- refresh_timer.py: docs/spec.md §6.1 ----------------------------------------------
@@ -286,8 +288,12 @@ CATALOGUE: tuple[Mutant, ...] = (
        "arm overrides the kill switch"),
     _t("kill-arms", "m.d.sync += [killed.eq(1), armed.eq(0)]", "m.d.sync += [killed.eq(1), armed.eq(1)]",
        "kill leaves the engine armed"),
-    _t("rearm-keeps-kill", "m.d.sync += [killed.eq(0), armed.eq(1)]", "m.d.sync += [killed.eq(1), armed.eq(1)]",
-       "rearm does not clear the kill latch"),
+    _t("rearm-keeps-kill", "m.d.sync += [killed.eq(0), armed.eq(1), deadman_killed.eq(0)]",
+       "m.d.sync += [killed.eq(1), armed.eq(1), deadman_killed.eq(0)]", "rearm does not clear the kill latch"),
+    _t("kill-leaks-stream", "pipe.kill.eq(killed)", "pipe.kill.eq(ctl.kill)",
+       "the latched kill does not block the stream"),
+    _t("deadman-early", "& (elapsed_us == timeout_us)", "& (elapsed_us == timeout_us - 1)",
+       "the dead-man timer fires a microsecond early"),
     _t("ts-arms", "chosen.ts.eq(Mux(pending, pending_update.ts, self.i.payload.ts))",
        "chosen.ts.eq(Mux(pending, self.i.payload.ts, pending_update.ts))", "the wrong update's ts enters"),
     _t("price-select", "sel_prices = ~pending_n", "sel_prices = pending_n", "the prices of the wrong update"),
@@ -315,11 +321,11 @@ CATALOGUE: tuple[Mutant, ...] = (
        "the registered reset copy never follows a reset"),
     _t("counter-or", "counter.eq(counter + events[reg.name])", "counter.eq(counter | events[reg.name])",
        "counters or instead of add"),
-    _t("event-while-stalled", "value = Mux(delivered, spec.amount(ladder, live_config), 0)",
-       "value = Mux(pipe.o.valid, spec.amount(ladder, live_config), 0)",
+    _t("event-while-stalled", "counts = delivered if spec.when is None else delivered & spec.when(",
+       "counts = delivered if spec.when is None else pipe.o.valid & spec.when(",
+       "a conditional ladder counter counts every stalled cycle"),
+    _t("ladders-while-stalled", "counts = delivered if", "counts = pipe.o.valid if",
        "ladder counters count every stalled cycle"),
-    _t("ladders-while-stalled", "value = delivered", "value = pipe.o.valid",
-       "COUNT_LADDERS counts every stalled cycle"),
     _t("updates-count-ladders", "value = accepted", "value = delivered", "COUNT_UPDATES counts ladders"),
     _t("error-all-bits", "events[f.set_by].any())", "events[f.set_by].all())",
        "ERRORS.out_of_domain only for all-ones counts"),

@@ -37,12 +37,16 @@ class LadderFields:
     no_mid: bool
     crossed: bool
     refresh: bool
+    killed: bool = False
+    deadman: bool = False
+    size_blocked: bool = False
 
     def stamped(self, ts: int, refresh: bool) -> LadderFields:
         """This ladder with its update's ``ts`` and refresh decision (the pure price part is
         what the software device caches; ``dataclasses.replace`` costs more than a quote)."""
         return LadderFields(ts, self.bid_price, self.ask_price, self.bid_post, self.ask_post, self.bid_count,
-                            self.ask_count, self.out_of_domain, self.no_mid, self.crossed, refresh)
+                            self.ask_count, self.out_of_domain, self.no_mid, self.crossed, refresh,
+                            self.killed, self.deadman, self.size_blocked)
 
     def diff(self, other: LadderFields) -> list[str]:
         """Names and values of the fields that differ (``self`` = got, ``other`` = expected)."""
@@ -103,15 +107,16 @@ class PortCodec:
             prices(model.ask_price), model.bid_post.tolist(), model.ask_post.tolist(),
             model.bid_count.tolist(), model.ask_count.tolist(), model.out_of_domain.tolist(),
             model.no_mid.astype(int).tolist(), model.crossed.astype(int).tolist(),
-            np.asarray(refresh, dtype=int).tolist(), strict=True,
+            np.asarray(refresh, dtype=int).tolist(), np.asarray(model.size_blocked, dtype=int).tolist(),
+            strict=True,
         )
         sh = {k: v[0] for k, v in o.items()}
         return [
             t | (bp << bid_off) | (ap << ask_off) | (bpo << sh["bid_post"])
             | (apo << sh["ask_post"]) | (bc << sh["bid_count"]) | (ac << sh["ask_count"])
             | (ood << sh["out_of_domain"]) | (nm << sh["no_mid"]) | (cr << sh["crossed"])
-            | (rf << sh["refresh"])
-            for t, bp, ap, bpo, apo, bc, ac, ood, nm, cr, rf in cols
+            | (rf << sh["refresh"]) | (sb << sh["size_blocked"])
+            for t, bp, ap, bpo, apo, bc, ac, ood, nm, cr, rf, sb in cols
         ]
 
     def decode(self, raw: int) -> LadderFields:
@@ -129,4 +134,6 @@ class PortCodec:
             bid_count=field("bid_count"), ask_count=field("ask_count"),
             out_of_domain=field("out_of_domain"), no_mid=bool(field("no_mid")),
             crossed=bool(field("crossed")), refresh=bool(field("refresh")),
+            killed=bool(field("killed")), deadman=bool(field("deadman")),
+            size_blocked=bool(field("size_blocked")),
         )

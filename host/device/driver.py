@@ -17,7 +17,7 @@ from nanoquote.host.strategy.domain import POSITION_MAX, DomainError, check_int
 from nanoquote.host.strategy.quoting import BookUpdate, Ladder
 from nanoquote.hw.contract.coefficients import PipelineParams
 
-__all__ = ["ReadbackMismatch", "DeviceTimeout", "HardwareLadder", "QuoteDriver"]
+__all__ = ["ReadbackMismatch", "DeviceTimeout", "DeviceKilled", "HardwareLadder", "QuoteDriver"]
 
 
 class ReadbackMismatch(DeviceError):
@@ -28,14 +28,35 @@ class DeviceTimeout(DeviceError):
     """The device did not deliver a ladder in time; the kill switch was tripped if possible."""
 
 
+class DeviceKilled(DeviceError):
+    """The device's kill switch is latched (by ``CONTROL.kill`` or its dead-man timer): the
+    ladder came back blocked."""
+
+    def __init__(self, message: str, deadman: bool) -> None:
+        super().__init__(message)
+        self.deadman = deadman
+
+
 class HardwareLadder:
-    """A ladder read from the device, with its refresh decision."""
+    """A ladder read from the device, with its refresh decision and kill flags (a ladder
+    the kill switch blocked has nothing posted; ``deadman``: the dead-man timer latched it)."""
 
-    __slots__ = ("ladder", "refresh")
+    __slots__ = ("ladder", "refresh", "killed", "deadman", "size_blocked")
 
-    def __init__(self, ladder: Ladder, refresh: bool) -> None:
+    def __init__(self, ladder: Ladder, refresh: bool, killed: bool = False, deadman: bool = False,
+                 size_blocked: bool = False) -> None:
         self.ladder = ladder
         self.refresh = refresh
+        self.killed = killed
+        self.deadman = deadman
+        self.size_blocked = size_blocked
+
+    def check_not_killed(self) -> None:
+        """Raise :class:`DeviceKilled` if the kill switch blocked this ladder."""
+        if self.killed:
+            who = "its dead-man timer" if self.deadman else "CONTROL.kill"
+            raise DeviceKilled(f"the device's kill switch is latched (by {who}): the ladder was blocked",
+                               self.deadman)
 
 
 class QuoteDriver:
@@ -70,17 +91,30 @@ class QuoteDriver:
             )
         return PipelineParams.from_config(config, self.price_bits)
 
+    @staticmethod
+    def risk_params(config: MarketMakerConfig) -> dict[str, int]:
+        """The ``risk`` group's register values for ``config`` (the dead-man timeout)."""
+        return {"deadman_us": config.deadman_timeout_us or 0}
+
     def configure(self, config: MarketMakerConfig) -> None:
-        """Validate, write the staged ``config`` registers, commit, read back and compare."""
+        """Validate, write the staged ``config`` and ``risk`` registers, commit, read back
+        and compare."""
         wanted = self.hardware_params(config).as_dict()  # before any register access
+        risk = self.risk_params(config)
         dev = self.device
-        dev.run(dev.programs.write_group("config", wanted))
-        got = dev.run(dev.programs.read_group("config"))
-        for name, (reg, _) in dev.map.fields_of("config").items():
+        dev.run(self._configure_program(wanted, risk))
+        got = dev.run(dev.programs.read_group("config", "risk"))
+        wanted.update(risk)
+        for name, (reg, _) in {**dev.map.fields_of("config"), **dev.map.fields_of("risk")}.items():
             if got[name] != wanted[name]:
                 raise ReadbackMismatch(f"{reg.name}.{name} reads {got[name]:#x} after commit, "
                                        f"wrote {wanted[name]:#x}")
         self.config = config
+
+    def _configure_program(self, params: dict[str, int], risk: dict[str, int]) -> Program[None]:
+        """Stage and commit the ``config`` group, then the ``risk`` group: one batch."""
+        yield from self.device.programs.write_group("config", params)
+        yield from self.device.programs.write_group("risk", risk)
 
     def set_inventory(self, position: int, live_bid_qty: int, live_ask_qty: int) -> None:
         """Feed back the filled position and live quantity per side (committed together)."""
@@ -111,6 +145,10 @@ class QuoteDriver:
 
     def rearm(self) -> None:
         self.device.pulse("CONTROL", "rearm")
+
+    def heartbeat(self) -> None:
+        """Restart the dead-man timer (every quote does it as well, in its own batch)."""
+        self.device.pulse("HEARTBEAT", "beat")
 
     def soft_reset(self) -> None:
         self.device.pulse("CONTROL", "soft_reset")
@@ -156,7 +194,8 @@ class QuoteDriver:
             self._trip_kill()
             raise DeviceTimeout(f"no ladder after {self.ladder_poll_limit} polls of LADDER_STATUS; "
                                 "kill switch tripped")
-        return HardwareLadder(self._ladder(book, status, prices), bool(status["refresh"]))
+        return HardwareLadder(self._ladder(book, status, prices), bool(status["refresh"]),
+                              bool(status["killed"]), bool(status["deadman"]), bool(status["size_blocked"]))
 
     def _quote_program(self, book: BookUpdate, inventory: dict[str, int] | None,
                        armed: bool | None) -> Program[tuple[dict[str, int] | None, dict[str, Any]]]:
@@ -167,6 +206,7 @@ class QuoteDriver:
             yield from programs.write_group("inventory", inventory)
         if armed is not None:
             yield from programs.pulse("CONTROL", "arm" if armed else "disarm")
+        yield from programs.pulse("HEARTBEAT", "beat")  # the host is alive: the dead-man timer restarts
         return (yield from programs.quote(book.ts, book.best_bid, book.best_ask, self.config.num_levels,
                                           self.ladder_poll_limit, max(1, self.latency)))
 

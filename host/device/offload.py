@@ -39,8 +39,12 @@ class HardwareQuoteEngine:
         # fault leaves them to be written again with the next update.
         self._inventory = self._armed = None
         result = self.driver.quote(book, inventory=changed, armed=arming)
+        if armed:  # the strategy is armed: a blocked ladder means the device killed itself
+            result.check_not_killed()  # (its dead-man timer): a device fault (spec §7.5)
         self._inventory, self._armed = inventory, armed
-        return QuoteDecision(result.ladder, result.refresh)
+        # the device applied the maximum order quantity (docs/spec.md §8): the strategy's
+        # gate counts what it blocked and applies the collar to what it posted
+        return QuoteDecision(result.ladder, result.refresh, result.size_blocked)
 
     @property
     def last_quote_time(self) -> int | None:

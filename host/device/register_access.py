@@ -114,9 +114,10 @@ class RegisterPrograms:
             yield from self.write(reg.name, value)
         yield from self.pulse("CONTROL", "commit")
 
-    def read_group(self, group: str) -> Program[dict[str, int]]:
-        """Every field of ``group`` by name (live values), read in one list."""
-        regs = self.map.group(group)
+    def read_group(self, group: str, *more: str) -> Program[dict[str, int]]:
+        """Every field of ``group`` (and of the ``more`` groups) by name (live values),
+        read in one list."""
+        regs = [reg for name in (group, *more) for reg in self.map.group(name)]
         words = yield [Read(a) for reg in regs for a in reg.addresses]
         values: dict[str, int] = {}
         for reg in regs:

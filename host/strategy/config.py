@@ -56,12 +56,14 @@ EXCHANGE_RISK_DEFAULTS = {
     "collar_ticks": 100,
     "max_order_qty": 100,
     "max_quote_updates_per_sec": 50,
+    "deadman_timeout_us": 1_000_000,
 }
 
 _RISK_RANGES = {
     "collar_ticks": (0, 65535),
     "max_order_qty": (1, 65535),
     "max_quote_updates_per_sec": (1, 65535),
+    "deadman_timeout_us": (1, (1 << 24) - 1),
 }
 
 
@@ -87,6 +89,9 @@ class MarketMakerConfig:
     collar_ticks: int | None = POLICY_DEFAULT
     max_order_qty: int | None = POLICY_DEFAULT
     max_quote_updates_per_sec: int | None = POLICY_DEFAULT
+    #: A device armed and without a heartbeat for this many microseconds of device time
+    #: latches its kill switch (docs/spec.md §8); ``None``: no dead-man timer.
+    deadman_timeout_us: int | None = POLICY_DEFAULT
     #: A fill that takes |position| past this trips the kill switch (docs/spec.md §8).
     hard_position_limit: int = POSITION_MAX
     #: A cancel not confirmed within this much book time is reported; ``None``: never.

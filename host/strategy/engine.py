@@ -19,10 +19,16 @@ __all__ = ["QuoteDecision", "QuoteEngine", "GoldenQuoteEngine"]
 
 @dataclass(slots=True)
 class QuoteDecision:
-    """The ladder for one update and whether the strategy must requote now."""
+    """The ladder for one update and whether the strategy must requote now.
+
+    ``size_blocked`` is ``None`` when the engine leaves the maximum order quantity to the
+    strategy's ``RiskGate`` (the golden engine); a device that enforces it itself says
+    whether it blocked this ladder's levels (docs/spec.md §8).
+    """
 
     ladder: Ladder
     refresh: bool
+    size_blocked: bool | None = None
 
 
 class QuoteEngine(Protocol):

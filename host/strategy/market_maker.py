@@ -254,8 +254,11 @@ class MarketMakerStrategy:
         live = [o for o in far if o.state is not OrderState.PENDING_CANCEL]
         return [self._cancel(o.id) for o in sorted(live, key=qm.listing_key)]
 
-    def generate_quotes(self, book: BookUpdate, ladder: Ladder) -> list[Action]:
-        """Turn a refresh's ladder into orders (after the risk gate) and mark the time."""
+    def generate_quotes(self, book: BookUpdate, ladder: Ladder, size_blocked: bool | None = None) -> list[Action]:
+        """Turn a refresh's ladder into orders (after the risk gate) and mark the time.
+
+        ``size_blocked`` not ``None``: the engine applied the maximum order quantity itself
+        (a device), and blocked every level or none; the gate counts what it blocked."""
         self._fair_value = ladder.mid
         self.counters["refreshes"] += 1
         self.counters["out_of_domain_levels"] += ladder.out_of_domain
@@ -263,6 +266,9 @@ class MarketMakerStrategy:
             return []
         doubled_mid = book.best_bid + book.best_ask  # type: ignore[operator]
         allow = self.risk.allow_level
+        if size_blocked is not None:
+            self.risk.applied_size_limit(size_blocked, ladder.bid_count + ladder.ask_count - ladder.out_of_domain)
+            allow = self.risk.allow_collar
         wanted = (
             (Side.BUY, [p for p in ladder.bids if p is not None and allow(p, doubled_mid)]),
             (Side.SELL, [p for p in ladder.asks if p is not None and allow(p, doubled_mid)]),
@@ -353,7 +359,7 @@ class MarketMakerStrategy:
         except Exception as exc:  # any failure of the engine: still emit what was decided
             return self._device_fault(exc, actions)
         if decision.refresh:
-            actions += self.generate_quotes(book, decision.ladder)
+            actions += self.generate_quotes(book, decision.ladder, decision.size_blocked)
         return actions
 
     def on_fill(self, fill: Fill) -> EventResult:

@@ -48,7 +48,20 @@ class RiskGate:
         if self._size_blocked:
             self.blocked["size"] += 1
             return False
+        return self.allow_collar(price, doubled_mid)
+
+    def allow_collar(self, price: int, doubled_mid: int) -> bool:
+        """The collar alone (the size limit was applied where the ladder was computed)."""
         if self._doubled_collar is not None and abs(2 * price - doubled_mid) > self._doubled_collar:
             self.blocked["collar"] += 1
             return False
         return True
+
+    def applied_size_limit(self, blocked: bool, levels: int) -> None:
+        """A device applied the size limit to a refresh's ``levels`` posted levels: count
+        them if it blocked them. It must have decided as this gate would."""
+        if blocked != self._size_blocked:
+            raise ValueError(f"the device's size limit {'blocked' if blocked else 'passed'} a ladder "
+                             f"this configuration {'blocks' if self._size_blocked else 'passes'}")
+        if blocked:
+            self.blocked["size"] += levels

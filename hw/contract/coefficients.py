@@ -49,6 +49,10 @@ __all__ = [
     "two_tick_reciprocal",
     "skew_coefficient",
     "PipelineParams",
+    "CLOCK_HZ",
+    "CYCLES_PER_US",
+    "DEADMAN_US_BITS",
+    "deadman_cycles",
 ]
 
 #: The quantized skew factor is ``q = round(f * SKEW_ONE)``, ``0 <= q <= SKEW_ONE``.
@@ -67,9 +71,20 @@ REFRESH_INTERVAL_BITS = 64
 POSITION_BITS = 16
 LIVE_QTY_BITS = 32
 TS_BITS = 64
+#: The build's clock (the timing gate's target) and the one conversion of device time:
+#: the dead-man timeout is configured in microseconds and counted in these cycles.
+CLOCK_HZ = 200_000_000
+CYCLES_PER_US = CLOCK_HZ // 1_000_000
+#: Width of the dead-man timeout in microseconds (``1 .. 2**24 - 1``, about 16.7 s; 0: off).
+DEADMAN_US_BITS = 24
 #: Defaults of the hardware build (prices are 1 .. 2**31-1, 8 levels).
 DEFAULT_PRICE_BITS = 31
 DEFAULT_MAX_LEVELS = 8
+
+
+def deadman_cycles(timeout_us: int) -> int:
+    """Clock cycles after a heartbeat at which the dead-man timer latches the kill switch."""
+    return timeout_us * CYCLES_PER_US
 
 
 def recip_shift(price_bits: int = DEFAULT_PRICE_BITS) -> int:
@@ -122,6 +137,8 @@ class PipelineParams:
     order_size: int
     num_levels: int
     refresh_interval: int
+    #: the maximum order quantity of docs/spec.md §8, 0: off
+    max_order_qty: int = 0
 
     @classmethod
     def from_fields(
@@ -137,6 +154,7 @@ class PipelineParams:
         num_levels: int,
         refresh_interval_ns: int,
         price_bits: int = DEFAULT_PRICE_BITS,
+        max_order_qty: int | None = None,
     ) -> PipelineParams:
         """Compute the coefficients from already validated plain integers."""
         return cls(
@@ -152,6 +170,7 @@ class PipelineParams:
             order_size=order_size,
             num_levels=num_levels,
             refresh_interval=refresh_interval_ns,
+            max_order_qty=max_order_qty or 0,
         )
 
     @classmethod
@@ -168,6 +187,7 @@ class PipelineParams:
             num_levels=config.num_levels,
             refresh_interval_ns=config.refresh_interval_ns,
             price_bits=price_bits,
+            max_order_qty=config.max_order_qty,
         )
 
     def as_dict(self) -> dict[str, int]:

@@ -41,6 +41,7 @@ from typing import Any
 from nanoquote.host.strategy.domain import MAX_LEVELS_LIMIT
 from nanoquote.hw.contract.coefficients import (
     BASE_SPREAD_BITS,
+    DEADMAN_US_BITS,
     LIVE_QTY_BITS,
     MAX_INVENTORY_BITS,
     MIN_EDGE_BITS,
@@ -61,7 +62,7 @@ __all__ = [
 
 MAGIC = 0x4E514F54  # "NQOT"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
 
 
 #: Read-only registers of these groups are constants (they read their reset value).
@@ -109,6 +110,9 @@ class Counter:
 
     source: str
     amount: Callable[[Any, Any], Any] | None = None
+    #: ``when(ladder, config)``: a 1-bit condition; the ladder counts ``amount`` only when it
+    #: holds (a select, so no counter multiplies)
+    when: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in ("update", "ladder"):
@@ -118,6 +122,8 @@ class Counter:
 
     def increment(self, ladder: Any, config: Any) -> int:
         """The amount for one delivered ladder, on plain values (the software device)."""
+        if self.when is not None and not self.when(ladder, config):
+            return 0
         return 1 if self.amount is None else int(self.amount(ladder, config))
 
 
@@ -308,14 +314,16 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
             Field("armed", 0, 1, "quoting allowed"),
             Field("killed", 1, 1, "kill switch latched"),
             Field("settled", 2, 1, "derived coefficients match the live configuration", reset=1),
-            Field("has_quoted", 3, 1, "LAST_QUOTE_TIME is valid")),
+            Field("has_quoted", 3, 1, "LAST_QUOTE_TIME is valid"),
+            Field("deadman", 4, 1, "the kill switch was latched by the dead-man timer (until rearm)")),
             "Device state.", group="control"),
         Register("ERRORS", 0x018, Access.W1C, (
             Field("bus_error", 0, 1, "an access was answered DECERR or SLVERR"),
             Field("commit_rejected", 1, 1, "a commit was refused (staged values out of range)"),
             Field("out_of_domain", 2, 1, "a gated level was outside the price domain",
                   set_by="COUNT_OUT_OF_DOMAIN"),
-            Field("crossed", 3, 1, "a crossed or locked book was seen", set_by="COUNT_CROSSED")),
+            Field("crossed", 3, 1, "a crossed or locked book was seen", set_by="COUNT_CROSSED"),
+            Field("deadman", 4, 1, "the dead-man timer latched the kill switch")),
             "Sticky error flags, write 1 to clear.", group="control"),
         Register("POLICY", 0x020, Access.RW, _one("legacy", 1, "1: legacy policy, 0: exchange"),
                  "Quote policy.", staged=True, group="config"),
@@ -363,7 +371,10 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
             Field("crossed", 3, 1, "crossed or locked book"),
             Field("bid_count", 8, 5, "gated bid levels"),
             Field("ask_count", 13, 5, "gated ask levels"),
-            Field("out_of_domain", 18, 6, "gated levels outside the price domain")),
+            Field("out_of_domain", 18, 6, "gated levels outside the price domain"),
+            Field("killed", 24, 1, "blocked by the kill switch: nothing posted"),
+            Field("deadman", 25, 1, "the kill switch was latched by the dead-man timer"),
+            Field("size_blocked", 26, 1, "order_size above max_order_qty: every level blocked")),
             "Register quote path: result flags.", group="quote"),
         Register("LADDER_MASK", 0x0A4, Access.RO, (
             Field("bid_post", 0, 16, "bid level i is posted"),
@@ -388,10 +399,28 @@ def register_map(max_levels: int = 8, price_bits: int = 31, latency: int = 0) ->
         ("OUT_OF_DOMAIN", "levels not posted for their price", Counter("ladder", lambda lad, cfg: lad.out_of_domain)),
         ("CROSSED", "crossed or locked books", Counter("ladder", lambda lad, cfg: lad.crossed)),
         ("NO_MID", "updates with nothing to quote around", Counter("ladder", lambda lad, cfg: lad.no_mid)),
+        ("SIZE_BLOCKED", "levels of refreshes blocked by the maximum order quantity",
+         Counter("ladder", lambda lad, cfg: lad.bid_count + lad.ask_count - lad.out_of_domain,
+                 when=lambda lad, cfg: lad.size_blocked & lad.refresh & (lad.killed == 0))),
+        ("KILL_BLOCKED", "ladders blocked by a kill (CONTROL.kill)",
+         Counter("ladder", lambda lad, cfg: lad.killed & (lad.deadman == 0))),
+        ("DEADMAN_BLOCKED", "ladders blocked by a kill the dead-man timer latched",
+         Counter("ladder", lambda lad, cfg: lad.deadman)),
     ]
     for i, (name, doc, counter) in enumerate(counters):
         regs.append(Register(f"COUNT_{name}", 0x140 + 4 * i, Access.RO, _one("count", 32, doc + " (wraps)"),
                              f"Counter: {doc}.", group="counters", counter=counter))
+    regs += [
+        Register("HEARTBEAT", 0x058, Access.WP, (Field("beat", 0, 1, "restart the dead-man timer"),),
+                 "Host heartbeat: a write restarts the dead-man timer.", group="control"),
+        Register("MAX_ORDER_QTY", 0x034, Access.RW,
+                 _one("max_order_qty", ORDER_SIZE_BITS, "order_size above it blocks every level (0: off)"),
+                 "Pre-trade risk: maximum order quantity.", staged=True, group="config"),
+        Register("DEADMAN", 0x05C, Access.RW,
+                 _one("deadman_us", DEADMAN_US_BITS, "dead-man timeout in microseconds (0: off)"),
+                 "Dead-man timer: armed and without a heartbeat for this long, the device latches "
+                 "its kill switch.", staged=True, group="risk"),
+    ]
     regs.sort(key=lambda r: r.address)
     return RegisterMap(max_levels, price_bits, latency, tuple(regs))
 

@@ -139,6 +139,7 @@ class CoefficientUnit(wiring.Component):
             "ask_gate": Out(lv),
             "bid_count": Out(w.level_bits),
             "ask_count": Out(w.level_bits),
+            "size_block": Out(1),
         })
         #: Cycles after the last input change until every output is stable.
         self.settle_cycles: int = self._build(_Dataflow())
@@ -362,13 +363,18 @@ class CoefficientUnit(wiring.Component):
         th_zero_eff = reg("th_zero_eff", fb, Mux(ask_shift1, th_zero, never))
         th_ask_eff = reg("th_ask_eff", fb, Mux(ask_shift2, th_ask, never))
 
+        # -- pre-trade risk, config-only: the maximum order quantity (0: off) -----------------
+        moq = self.cfg.max_order_qty
+        size_block = reg("size_block", 1, (moq != 0) & (self.cfg.order_size > moq))
+
         outputs: list[Signal] = [m_norm, low_mask, tprime, th_bid_eff, th_ask_eff, th_zero_eff,
-                                 bid_count, ask_count, *bid_gate, *ask_gate]
+                                 bid_count, ask_count, *bid_gate, *ask_gate, size_block]
         df.comb += [
             self.m_norm.eq(m_norm), self.low_mask.eq(low_mask), self.tprime.eq(tprime),
             self.th_bid.eq(th_bid_eff), self.th_ask.eq(th_ask_eff), self.th_zero.eq(th_zero_eff),
             self.bid_gate.eq(gate_b), self.ask_gate.eq(gate_a),
             self.bid_count.eq(bid_count), self.ask_count.eq(ask_count),
+            self.size_block.eq(size_block),
         ]
         arrays = [(self.bid_k, bid_k), (self.ask_k, ask_k),
                   *((getattr(self, name), levels) for name, levels in win.items())]

@@ -54,7 +54,12 @@ def ladder_out_layout(
     ``bid_count``/``ask_count`` are the gated level counts (0 without a quotable mid);
     ``out_of_domain`` counts gated levels not posted because their price is outside
     ``1 .. 2**price_bits - 1``; ``no_mid``: nothing to quote around; ``crossed``: both
-    sides present and ``bid >= ask``; ``refresh``: the strategy's refresh timer fired.
+    sides present and ``bid >= ask``; ``refresh``: the strategy's refresh timer fired;
+    ``killed``: blocked by the kill switch (nothing posted, docs/spec.md §8), ``deadman``:
+    that kill was latched by the dead-man timer. The pipeline leaves both 0; the top level
+    that holds the kill latch sets them. ``size_blocked``: a ladder with a mid whose every
+    level the maximum order quantity blocked (none posted; counts and ``out_of_domain``
+    as without the limit).
     """
     w = DatapathWidths(max_levels, price_bits)
     return data.StructLayout({
@@ -69,6 +74,9 @@ def ladder_out_layout(
         "no_mid": unsigned(1),
         "crossed": unsigned(1),
         "refresh": unsigned(1),
+        "killed": unsigned(1),
+        "deadman": unsigned(1),
+        "size_blocked": unsigned(1),
     })
 
 

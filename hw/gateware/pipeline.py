@@ -17,7 +17,8 @@ S4    ``T' * X = T*qP * 2**17`` as a pair of limb products, one pair per side an
       ``[rP < kbr]``, ``[rP > 0]``, ``[rP > kar]``: how many levels out each side's
       candidate sits (registered, so no selection follows a carry chain)
 S5    per level, ``K`` of the chosen candidate (selected by that shift from registers),
-      then ``price = T*qP -/+ K`` (3-input adders), zeroed where not posted
+      then ``price = T*qP -/+ K`` (3-input adders), zeroed where not posted (S4's masks
+      already carry the pre-trade size limit, a coefficient-stage bit)
 ====  ====================================================================================
 
 Every multiply is alone in its stage and split into 18x18 limbs (ECP5 MULT18X18D);
@@ -38,6 +39,10 @@ every update sees one consistent coefficient set. ``settled`` is low from the cy
 after a change until it is in use. Reset clears the refresh state and starts a settle;
 ``soft_reset`` (a one-cycle pulse) clears the refresh state only, leaving updates in
 flight and the configuration as they are.
+
+With ``kill_input=True`` (the top level) the ``kill`` input clears the output register's
+levels in every cycle it is high and flags the ladder ``killed`` (``deadman`` from
+``kill_deadman``); see docs/spec.md §8.2.
 
 Whether the ports changed: with ``config_strobe=True`` the ``config_changed`` input says
 so (high in every cycle whose port values differ from the previous cycle's, e.g. the
@@ -107,12 +112,15 @@ class QuotePipeline(wiring.Component):
 
     def __init__(
         self, max_levels: int = DEFAULT_MAX_LEVELS, price_bits: int = DEFAULT_PRICE_BITS,
-        *, config_strobe: bool = False,
+        *, config_strobe: bool = False, kill_input: bool = False,
     ) -> None:
         self.widths = DatapathWidths(max_levels, price_bits)
         self.coefficients = CoefficientUnit(self.widths)
         self.config_strobe = config_strobe
+        self.kill_input = kill_input
         strobe = {"config_changed": In(1)} if config_strobe else {}
+        if kill_input:
+            strobe |= {"kill": In(1), "kill_deadman": In(1)}
         super().__init__({
             "i": In(stream.Signature(market_update_layout(price_bits))),
             "o": Out(stream.Signature(ladder_out_layout(max_levels, price_bits))),
@@ -364,8 +372,9 @@ class QuotePipeline(wiring.Component):
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
                 *shift_b_regs,
                 *above_a_regs,
-                *(s4_post_b[k].eq(s3_post_b[k]) for k in range(2)),
-                *(s4_post_a[k].eq(s3_post_a[k]) for k in range(3)),
+                # the maximum order quantity (config-only) blocks every posted level
+                *(s4_post_b[k].eq(s3_post_b[k] & ~co.size_block.replicate(lv)) for k in range(2)),
+                *(s4_post_a[k].eq(s3_post_a[k] & ~co.size_block.replicate(lv)) for k in range(3)),
                 *(s4_ood_b[k].eq(popcount(s3_out_b[k])) for k in range(2)),
                 *(s4_ood_a[k].eq(popcount(s3_out_a[k])) for k in range(3)),
                 s4_count_b.eq(s3_count_b),
@@ -386,8 +395,29 @@ class QuotePipeline(wiring.Component):
                 out.no_mid.eq(~s4_quotable),
                 out.crossed.eq(s4_crossed),
                 out.refresh.eq(s4_refresh),
+                out.size_blocked.eq(co.size_block & s4_quotable),
             ]
+            if not self.kill_input:
+                for i in range(lv):
+                    m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
+                                 out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
+        if self.kill_input:
+            # the kill switch (docs/spec.md §8.2): while ``kill`` is high the output register
+            # is cleared of every level, advancing or stalled, so from the clock after it
+            # rises no ladder leaves with a level posted. A price is cleared by its
+            # flip-flops' synchronous reset (over the enable), ``kill`` or an unposted level
+            # taken in, so the adder's result goes straight to the data input.
+            kill = self.kill
             for i in range(lv):
-                m.d.sync += [out.bid_price[i].eq(Mux(post_b[i], price_b[i], 0)),
-                             out.ask_price[i].eq(Mux(post_a[i], price_a[i], 0))]
+                for price, posted, value in ((out.bid_price[i], post_b[i], price_b[i]),
+                                             (out.ask_price[i], post_a[i], price_a[i])):
+                    with m.If(kill | (advance & ~posted)):
+                        m.d.sync += price.eq(0)
+                    with m.Elif(advance):
+                        m.d.sync += price.eq(value)
+            with m.If(kill):
+                m.d.sync += [out.bid_post.eq(0), out.ask_post.eq(0), out.killed.eq(1),
+                             out.deadman.eq(self.kill_deadman)]
+            with m.Elif(advance):
+                m.d.sync += [out.killed.eq(0), out.deadman.eq(0)]
         return m

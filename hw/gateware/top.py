@@ -66,6 +66,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
+from nanoquote.hw.contract.coefficients import CYCLES_PER_US, DEADMAN_US_BITS
 from nanoquote.hw.contract.register_map import register_map
 from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
 from nanoquote.hw.gateware.pipeline import QuotePipeline
@@ -105,7 +106,8 @@ class NanoquoteTop(wiring.Component):
         self.price_bits = price_bits
         self.addr_width = addr_width
         self.input_register = input_register
-        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True)
+        self.pipeline = QuotePipeline(max_levels=max_levels, price_bits=price_bits, config_strobe=True,
+                                      kill_input=True)
         self.LATENCY = int(QuotePipeline.LATENCY) + int(input_register)
         if self.LATENCY < 2:
             raise ValueError(f"the ladder capture needs a pipeline latency of 2 or more, got {self.LATENCY}")
@@ -147,14 +149,36 @@ class NanoquoteTop(wiring.Component):
         # -- arm / kill latches ----------------------------------------------------------------
         armed = self.armed
         killed = self.killed
+        deadman_killed = Signal()  # the latched kill is the dead-man timer's
+        # Dead-man timer: while armed with a non-zero timeout, a heartbeat, a commit or
+        # arming restarts it; ``deadman_us`` microseconds (of CYCLES_PER_US cycles) later the
+        # timeout ends (``expired``, registered: the compare stays off the latches) and the
+        # kill latches at the next clock edge.
+        prescale = Signal(range(CYCLES_PER_US))
+        elapsed_us = Signal(DEADMAN_US_BITS, init=1)  # the microsecond running, from 1
+        timeout_us = rb.deadman.deadman_us
+        restart = Signal()
+        fire = Signal()  # registered
+        m.d.comb += restart.eq(~armed | rb.heartbeat_stb | rb.committed)
+        m.d.sync += fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == CYCLES_PER_US - 1)
+                            & (elapsed_us == timeout_us))
+        with m.If(restart):
+            m.d.sync += [prescale.eq(0), elapsed_us.eq(1)]
+        with m.Elif(prescale == CYCLES_PER_US - 1):
+            m.d.sync += [prescale.eq(0), elapsed_us.eq(elapsed_us + 1)]
+        with m.Else():
+            m.d.sync += prescale.eq(prescale + 1)
         with m.If(ctl.soft_reset | ctl.disarm):
             m.d.sync += armed.eq(0)
         with m.If(ctl.arm & ~killed):
             m.d.sync += armed.eq(1)
+        with m.If(fire):
+            m.d.sync += [killed.eq(1), armed.eq(0), deadman_killed.eq(1)]
         with m.If(ctl.kill):
             m.d.sync += [killed.eq(1), armed.eq(0)]
         with m.If(ctl.rearm):
-            m.d.sync += [killed.eq(0), armed.eq(1)]
+            m.d.sync += [killed.eq(0), armed.eq(1), deadman_killed.eq(0)]
+        m.d.comb += rb.errors_set.deadman.eq(fire)
         m.d.comb += pipe.armed.eq(armed)
         m.d.comb += pipe.soft_reset.eq(ctl.soft_reset)
 
@@ -193,7 +217,13 @@ class NanoquoteTop(wiring.Component):
                          pipe.i.valid.eq(pending | self.i.valid), pipe.i.payload.eq(chosen)]
         m.d.comb += [self.i.ready.eq(~pending & front_ready),
                      accepted.eq((pending | self.i.valid) & front_ready)]
+        # Kill: the pipeline clears its output register while the latch is set, so from the
+        # second clock after the kill pulse no ladder leaves with a level posted (a ladder
+        # held there by back-pressure included). The latch drives the clear directly: a
+        # flip-flop into the output prices' synchronous resets, no logic behind the register.
+        m.d.comb += [pipe.kill.eq(killed), pipe.kill_deadman.eq(deadman_killed)]
         wiring.connect(m, pipe.o, wiring.flipped(self.o))
+        ladder = pipe.o.payload
 
         delivered = Signal()
         m.d.comb += delivered.eq(pipe.o.valid & pipe.o.ready)
@@ -217,7 +247,6 @@ class NanoquoteTop(wiring.Component):
         m.d.sync += is_next.eq(Mux(delivered, (delivered_seq + 1)[:seq_bits] == target_seq,
                                    delivered_seq == target_seq))
 
-        ladder = pipe.o.payload
         ladder_layout = ladder.shape()
         # Wide registers cleared by a registered copy of the reset (with soft_reset), so the
         # reset net does not reach them: ``rst`` fans out to every control register.
@@ -252,6 +281,14 @@ class NanoquoteTop(wiring.Component):
         with m.If(ctl.soft_reset):
             m.d.comb += pending_next.eq(0)
             m.d.sync += [waiting.eq(0), ladder_valid.eq(0), captured.eq(0)]
+        # the kill blocks the captured ladder as well, in every cycle it is latched (the
+        # clear comes straight from the latch: a register read starts cycles after the
+        # write that kills has been applied)
+        with m.If(killed):
+            m.d.sync += [captured.bid_post.eq(0), captured.ask_post.eq(0), captured.killed.eq(1),
+                         captured.deadman.eq(deadman_killed)]
+            for level in range(self.max_levels):
+                m.d.sync += [captured.bid_price[level].eq(0), captured.ask_price[level].eq(0)]
 
         # -- captured ladder -> LADDER_* registers -----------------------------------------------
         # LADDER_STATUS and LADDER_MASK fields are ladder fields of the same name
@@ -270,6 +307,7 @@ class NanoquoteTop(wiring.Component):
         m.d.comb += [
             rb.status.armed.eq(armed),
             rb.status.killed.eq(killed),
+            rb.status.deadman.eq(deadman_killed),
         ]
         # registered, so the register read multiplexer does not sit behind the pipeline's
         # control logic (status is one cycle late)
@@ -300,10 +338,9 @@ class NanoquoteTop(wiring.Component):
             spec = reg.counter
             if spec.source == "update":
                 value = accepted
-            elif spec.amount is None:
-                value = delivered
             else:
-                value = Mux(delivered, spec.amount(ladder, live_config), 0)
+                counts = delivered if spec.when is None else delivered & spec.when(ladder, live_config)
+                value = counts if spec.amount is None else Mux(counts, spec.amount(ladder, live_config), 0)
             event = Signal(len(Value.cast(value)), name=f"event_{reg.name.removeprefix('COUNT_').lower()}")
             m.d.sync += event.eq(value)
             events[reg.name] = event

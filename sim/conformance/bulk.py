@@ -286,7 +286,8 @@ def model_expectation(segments: list[Segment], widths: DatapathWidths,
         values = {"ts": seg.ts, "bid_post": lad.bid_post, "ask_post": lad.ask_post,
                   "bid_count": lad.bid_count, "ask_count": lad.ask_count,
                   "out_of_domain": lad.out_of_domain, "no_mid": lad.no_mid,
-                  "crossed": lad.crossed, "refresh": refresh}
+                  "crossed": lad.crossed, "refresh": refresh, "size_blocked": lad.size_blocked,
+                  "killed": 0, "deadman": 0}  # the pipeline has no kill latch (the top's)
         block = out[:, row: row + len(seg)]
         for j, f in enumerate(fields):
             if f.index is None:
@@ -334,7 +335,7 @@ def golden_sample_check(segments: list[Segment], expected: np.ndarray, fields: l
         want = {"ts": book.ts, "bid_post": gold.bid_post, "ask_post": gold.ask_post,
                 "bid_count": gold.bid_count, "ask_count": gold.ask_count,
                 "out_of_domain": gold.out_of_domain, "no_mid": int(gold.no_mid),
-                "crossed": int(gold.crossed),
+                "crossed": int(gold.crossed), "size_blocked": int(gold.size_blocked),
                 "refresh": int(clock.decide(seg.config, seg.armed, not gold.no_mid, book.ts))}
         want |= {f"bid_price[{q}]": p for q, p in enumerate(gold.bid_price)}
         want |= {f"ask_price[{q}]": p for q, p in enumerate(gold.ask_price)}

@@ -30,6 +30,7 @@ class ExpectedLadder:
     out_of_domain: int
     no_mid: bool
     crossed: bool
+    size_blocked: bool = False
 
 
 def golden_ladder(
@@ -51,6 +52,12 @@ def golden_ladder(
 
     bid_price, bid_post = side(lad.bids)
     ask_price, ask_post = side(lad.asks)
+    # docs/spec.md §8, restated: order_size above max_order_qty blocks every level
+    size_blocked = (lad.mid is not None and config.max_order_qty is not None
+                    and config.order_size > config.max_order_qty)
+    if size_blocked:
+        bid_price, bid_post = side([])
+        ask_price, ask_post = side([])
     return ExpectedLadder(
         bid_price=bid_price,
         ask_price=ask_price,
@@ -61,6 +68,7 @@ def golden_ladder(
         out_of_domain=lad.out_of_domain,
         no_mid=lad.mid is None,
         crossed=lad.crossed,
+        size_blocked=size_blocked,
     )
 
 

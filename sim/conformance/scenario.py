@@ -106,6 +106,7 @@ class GoldenRows:
         self.out_of_domain = np.array([r.out_of_domain for r in rows], dtype=np.int64)
         self.no_mid = np.array([r.no_mid for r in rows], dtype=bool)
         self.crossed = np.array([r.crossed for r in rows], dtype=bool)
+        self.size_blocked = np.array([r.size_blocked for r in rows], dtype=bool)
 
 
 @dataclass

@@ -37,12 +37,15 @@ def random_config(rng: random.Random, policy: str, max_levels: int) -> MarketMak
                     rng.randint(1, 65535)])
     skew = rng.choice([0, 1, Fraction(1, 3), Fraction(1, 2), rng.random(),
                        Fraction(rng.randint(0, 65536), 65536)])
+    size = rng.choice([1, 2, 5, 65535, rng.randint(1, 100), rng.randint(1, 65535)])
     return MarketMakerConfig(
         base_spread_ticks=rng.choice([1, 2, 3, 255, rng.randint(1, 10), rng.randint(1, 255)]),
         inventory_skew_factor=skew,
         max_inventory=rng.choice([0, 1, 2, 5, 50, 32767, rng.randint(1, 100),
                                   rng.randint(0, 32767)]),
-        order_size=rng.choice([1, 2, 5, 65535, rng.randint(1, 100), rng.randint(1, 65535)]),
+        order_size=size,
+        # the size limit of docs/spec.md §8: off, at the boundary either way, or anywhere
+        max_order_qty=rng.choice([None, None, size, max(1, size - 1), rng.randint(1, 65535)]),
         num_levels=rng.randint(1, max_levels),
         min_edge_ticks=rng.choice([0, 1, 2, 255, rng.randint(0, 10), rng.randint(0, 255)]),
         tick_size=t,
@@ -237,6 +240,9 @@ def exhaustive_scenario(
             refresh_interval_ns=grid.refresh_interval[k % len(grid.refresh_interval)],
             quote_policy=policy, max_levels=max_levels,
         )
+        # the size limit: off, at order_size (passes) or one below it (blocks every level)
+        size = cfg.order_size
+        cfg = cfg.replace(max_order_qty=(None, size, size - 1 or None)[(k // 2) % 3])
         for j, pos in enumerate(range(-m - 2, m + 3)):
             live_bid, live_ask = ((0, 0), (cfg.order_size, 0), (0, 2 * cfg.order_size + 1))[j % 3]
             residues = boundary_residues(cfg, pos) if t in grid.large_tick else None

@@ -54,4 +54,5 @@ def _book_ladder(params: PipelineParams, position: int, live_bid_qty: int, live_
         tuple(int(p) for p in out.bid_price[0]), tuple(int(p) for p in out.ask_price[0]),
         _mask(out.bid_post[0]), _mask(out.ask_post[0]), int(out.bid_count[0]), int(out.ask_count[0]),
         int(out.out_of_domain[0]), bool(out.no_mid[0]), bool(out.crossed[0]), False,
+        size_blocked=bool(out.size_blocked[0]),
     )

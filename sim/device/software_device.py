@@ -8,12 +8,13 @@ and no FPGA at all.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from nanoquote.host.device.batch import Operation, check_batch, run_batch
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.strategy.quoting import BookUpdate
-from nanoquote.hw.contract.coefficients import PipelineParams
+from nanoquote.hw.contract.coefficients import PipelineParams, deadman_cycles
 from nanoquote.hw.contract.register_map import Register, register_map
 from nanoquote.hw.model import RefreshModel
 from nanoquote.sim.device.register_file import RegisterFileModel
@@ -29,6 +30,13 @@ class SoftwareDevice:
     Everything a register means comes from the register map: the configuration and
     inventory by field name, what each counter counts (its ``Counter``), which sticky
     errors a ladder sets, and the LADDER_* fields as the ladder's fields of that name.
+
+    Device time: the software device's clock runs only while a batch idles (its
+    :class:`Idle` operations and the waits of its polls); an access takes no cycles. The
+    dead-man timer counts those cycles exactly as the gateware counts its clock: armed
+    with a non-zero ``DEADMAN.deadman_us``, it latches the kill switch in the cycle after
+    ``deadman_cycles(deadman_us)`` cycles have passed since the last heartbeat, commit
+    or arming.
     """
 
     def __init__(self, max_levels: int = 8, price_bits: int = 31, latency: int = 0) -> None:
@@ -38,6 +46,8 @@ class SoftwareDevice:
         self.sticky = [f for f in self.map["ERRORS"].fields if f.set_by is not None]
         self.armed = False
         self.killed = False
+        self.deadman_killed = False
+        self.cycles_since_beat = 0  # device cycles since the dead-man timer restarted
         self.counters = self._zero_counters()
         #: The last delivered ladder's prices (``ts`` 0, no refresh), ``ts`` and refresh.
         self._last: tuple[LadderFields, int, bool] | None = None
@@ -86,7 +96,20 @@ class SoftwareDevice:
     def batch(self, ops: list[Operation]) -> list[Any]:
         """``ops`` in process, exactly as one by one (idles are no-ops: a submit is computed at once)."""
         check_batch(ops)
-        return run_batch(ops, self.read32, self.write32)
+        return run_batch(ops, self.read32, self.write32, self.idle)
+
+    def idle(self, cycles: int) -> None:
+        """Let ``cycles`` device clock cycles pass (the dead-man timer runs)."""
+        if not self.armed:
+            return
+        timeout = deadman_cycles(self.regs.field("DEADMAN", "deadman_us"))
+        if timeout and self.cycles_since_beat + cycles > timeout:  # latched a cycle after it ends
+            self.killed, self.armed, self.deadman_killed = True, False, True
+            self.cycles_since_beat = 0
+            self.regs.flag("deadman")
+            self._block_held()
+        else:
+            self.cycles_since_beat += cycles
 
     def close(self) -> None:
         pass
@@ -109,9 +132,13 @@ class SoftwareDevice:
         if reg.name == "BOOK_SUBMIT":
             self._submit(bool(value & self._has_bid), bool(value & self._has_ask))
             return
+        if reg.name == "HEARTBEAT":
+            self.cycles_since_beat = 0
+            return
         fields = reg.unpack(value)
         if fields["commit"]:
             self._live = None  # the register file copies the staged values after this hook
+            self.cycles_since_beat = 0
         if fields["soft_reset"]:
             self.armed = False
             self._last, self._ladder_words = None, {}
@@ -125,8 +152,24 @@ class SoftwareDevice:
             self.armed = True
         if fields["kill"]:
             self.killed, self.armed = True, False
+            self._block_held()
         if fields["rearm"]:
-            self.killed, self.armed = False, True
+            self.killed, self.armed, self.deadman_killed = False, True, False
+        if not self.armed:
+            self.cycles_since_beat = 0
+
+    def _blocked(self, ladder: LadderFields) -> LadderFields:
+        """``ladder`` as the kill switch lets it leave: nothing posted, flagged (§8)."""
+        levels = (0,) * self.map.max_levels
+        return dataclasses.replace(ladder, bid_price=levels, ask_price=levels, bid_post=0, ask_post=0,
+                                   killed=True, deadman=self.deadman_killed)
+
+    def _block_held(self) -> None:
+        """The kill clears the ladder the LADDER_* registers hold."""
+        if self._last is not None:
+            prices, ts, refresh = self._last
+            self._last = (self._blocked(prices), ts, refresh)
+            self._ladder_words = self._ladder_word_values(self.ladder)
 
     def _read_ro(self, reg: Register) -> int:
         name = reg.name
@@ -135,7 +178,7 @@ class SoftwareDevice:
             return value
         if name == "STATUS":
             return reg.pack(armed=self.armed, killed=self.killed, settled=1,
-                            has_quoted=self.refresh.quoted)
+                            has_quoted=self.refresh.quoted, deadman=self.deadman_killed)
         if name == "LAST_QUOTE_TIME":
             return self.refresh.last
         if reg.counter is not None:
@@ -167,8 +210,10 @@ class SoftwareDevice:
                 state.params, book=BookUpdate(ts, *book), max_levels=self.map.max_levels,
                 price_bits=self.map.price_bits, **state.inventory)
         refresh = self.refresh.step(state.legacy, state.params.refresh_interval, self.armed, not prices.no_mid, ts)
+        if self.killed:
+            prices = self._blocked(prices)
         self._last = (prices, ts, refresh)
-        key = (book, refresh)
+        key = (book, refresh, self.killed, self.deadman_killed)
         delivered = state.delivered.get(key)
         if delivered is None:
             ladder = prices.stamped(ts, refresh)
@@ -204,7 +249,7 @@ class _Committed:
         self.params, self.inventory, self.legacy = params, inventory, bool(params.legacy)
         #: The ladder (``ts`` 0, no refresh) of each (bid, ask) submitted since the commit.
         self.ladders: dict[tuple[int | None, int | None], LadderFields] = {}
-        #: Of each ((bid, ask), refresh): its counter increments and its LADDER_* words,
-        #: neither of which depends on ``ts``.
-        self.delivered: dict[tuple[tuple[int | None, int | None], bool],
+        #: Of each ((bid, ask), refresh, killed, killed by the dead-man timer): its counter
+        #: increments and its LADDER_* words, neither of which depends on ``ts``.
+        self.delivered: dict[tuple[tuple[int | None, int | None], bool, bool, bool],
                              tuple[dict[str, int], dict[str, int]]] = {}

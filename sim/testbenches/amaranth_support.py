@@ -69,17 +69,13 @@ def simulate(dut, benches: Iterable[Callable], processes: Iterable[Callable] = (
 
 def expected_ladder(config, book, position: int, live_bid_qty: int, live_ask_qty: int,
                     max_levels: int, price_bits: int) -> dict:
-    """The golden ``build_ladder`` in the shape of :meth:`~nanoquote.sim.testbenches.bench_registers.BenchRegisters.ladder` (no refresh)."""
-    from nanoquote.host.strategy.quoting import build_ladder
+    """The golden ladder (``build_ladder`` and the size limit of docs/spec.md §8, see
+    ``nanoquote.sim.conformance.reference``) in the shape of
+    :meth:`~nanoquote.sim.testbenches.bench_registers.BenchRegisters.ladder` (no refresh)."""
+    from nanoquote.sim.conformance.reference import golden_ladder
 
-    lad = build_ladder(config, book, position, live_bid_qty, live_ask_qty, price_max=(1 << price_bits) - 1)
-
-    def side(prices):
-        padded = list(prices) + [None] * (max_levels - len(prices))
-        return tuple(p or 0 for p in padded), sum(1 << i for i, p in enumerate(padded) if p is not None)
-
-    bid_price, bid_post = side(lad.bids)
-    ask_price, ask_post = side(lad.asks)
-    return {"valid": 1, "no_mid": int(lad.mid is None), "crossed": int(lad.crossed),
+    lad = golden_ladder(config, book, position, live_bid_qty, live_ask_qty, max_levels, (1 << price_bits) - 1)
+    return {"valid": 1, "no_mid": int(lad.no_mid), "crossed": int(lad.crossed),
             "bid_count": lad.bid_count, "ask_count": lad.ask_count, "out_of_domain": lad.out_of_domain,
-            "bid_post": bid_post, "ask_post": ask_post, "bid_price": bid_price, "ask_price": ask_price}
+            "bid_post": lad.bid_post, "ask_post": lad.ask_post, "bid_price": lad.bid_price,
+            "ask_price": lad.ask_price, "killed": 0, "deadman": 0, "size_blocked": int(lad.size_blocked)}

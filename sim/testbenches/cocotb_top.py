@@ -24,7 +24,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiProt, AxiResp
 from cocotbext.axi.axil_master import AxiLiteWriteRespCmd
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
-from nanoquote.hw.contract.coefficients import PipelineParams
+from nanoquote.hw.contract.coefficients import CYCLES_PER_US, PipelineParams
 from nanoquote.hw.contract.register_map import Access, register_map
 from nanoquote.hw.gateware.layouts import ladder_out_layout, market_update_layout
 from nanoquote.sim.testbenches.amaranth_support import expected_ladder
@@ -163,7 +163,7 @@ async def error_responses(dut):
     # a commit of the reset configuration (tick 0, ...) is refused and changes nothing
     assert await tb.write32(rmap["CONTROL"].address, rmap["CONTROL"].pack(commit=1)) == AxiResp.SLVERR
     assert await tb.regs.read_fields("ERRORS") == {"bus_error": 1, "commit_rejected": 1, "out_of_domain": 0,
-                                              "crossed": 0}
+                                              "crossed": 0, "deadman": 0}
 
 
 @cocotb.test()
@@ -249,9 +249,35 @@ async def stream_with_backpressure(dut):
                 "ask_count": lad.ask_count, "out_of_domain": lad.out_of_domain, "bid_post": lad.bid_post,
                 "ask_post": lad.ask_post,
                 "bid_price": tuple(lad.bid_price[i] for i in range(tb.rmap.max_levels)),
-                "ask_price": tuple(lad.ask_price[i] for i in range(tb.rmap.max_levels))}
+                "ask_price": tuple(lad.ask_price[i] for i in range(tb.rmap.max_levels)),
+                "killed": lad.killed, "deadman": lad.deadman, "size_blocked": lad.size_blocked}
         assert lad.ts == upd["ts"], f"ladder {n}: ts {lad.ts} != {upd['ts']}"
         assert have == want, f"ladder {n}: {book}"
     await tb.idle(20)
     assert got.empty(), "more ladders than updates"
     assert await tb.regs.read("COUNT_UPDATES") == await tb.regs.read("COUNT_LADDERS") == len(updates)
+
+
+@cocotb.test()
+async def kill_and_deadman(dut):
+    """docs/spec.md §8.2-§8.3 from random register start values: a kill blocks the ladder;
+    re-armed, with a 1 us dead-man timeout and no heartbeat the device kills itself."""
+    tb = TopBench(dut)
+    await tb.reset()
+    config = MarketMakerConfig(refresh_interval_ns=0)
+    await tb.regs.configure(PipelineParams.from_config(config, tb.price_bits))
+    await tb.regs.write_fields("CONTROL", arm=1)
+    book = BookUpdate(10, 100000, 100050)
+    got = await tb.regs.quote(book.ts, book.best_bid, book.best_ask)
+    assert got["bid_post"] and not got["killed"]
+    await tb.regs.write_fields("CONTROL", kill=1)
+    got = await tb.regs.quote(book.ts, book.best_bid, book.best_ask)
+    assert (got["killed"], got["deadman"], got["bid_post"], got["ask_post"]) == (1, 0, 0, 0)
+    await tb.regs.write_fields("CONTROL", rearm=1)
+    await tb.regs.run(tb.regs.programs.write_group("risk", {"deadman_us": 1}))
+    await tb.idle(CYCLES_PER_US + 10)
+    status = await tb.regs.read_fields("STATUS")
+    assert (status["killed"], status["deadman"], status["armed"]) == (1, 1, 0), status
+    got = await tb.regs.quote(book.ts, book.best_bid, book.best_ask)
+    assert (got["killed"], got["deadman"], got["bid_post"]) == (1, 1, 0)
+    assert await tb.regs.read("COUNT_KILL_BLOCKED") == 1 and await tb.regs.read("COUNT_DEADMAN_BLOCKED") == 1

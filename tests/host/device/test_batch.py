@@ -303,6 +303,8 @@ def test_inventory_and_arming_join_the_quote_batch():
     writes = [op.address for op in bus.batches[0] if isinstance(op, Write)]
     assert writes[:4] == [RMAP[n].address for n in ("POSITION", "LIVE_BID_QTY", "LIVE_ASK_QTY", "CONTROL")]
     assert writes[4] == RMAP["CONTROL"].address  # the arm pulse, before the book
+    assert writes[5] == RMAP["HEARTBEAT"].address  # the heartbeat rides along: no extra round trip
+    assert writes[6] == RMAP["BOOK_TS"].address
     assert bus.device.regs.live_fields("inventory") == {"position": 3, "live_bid_qty": 1, "live_ask_qty": 0}
     assert bus.device.armed and result.ladder.bids
 

@@ -96,7 +96,8 @@ def test_device_rejects_an_invalid_commit_and_changes_nothing():
     assert after == before and not soft.armed
     assert driver.errors()["commit_rejected"] == 1
     driver.clear_errors()
-    assert driver.errors() == {"bus_error": 0, "commit_rejected": 0, "out_of_domain": 0, "crossed": 0}
+    assert driver.errors() == {"bus_error": 0, "commit_rejected": 0, "out_of_domain": 0, "crossed": 0,
+                               "deadman": 0}
 
 
 def test_timeout_trips_the_kill_switch():
@@ -133,7 +134,7 @@ def test_arm_kill_rearm_latch():
     driver.arm()
     driver.kill()
     driver.arm()
-    assert driver.status() == {"armed": 0, "killed": 1, "settled": 1, "has_quoted": 0}
+    assert driver.status() == {"armed": 0, "killed": 1, "settled": 1, "has_quoted": 0, "deadman": 0}
     driver.rearm()
     assert driver.status()["armed"] == 1 and driver.status()["killed"] == 0
     driver.disarm()

@@ -43,3 +43,42 @@ def test_model_backend_matches_golden(index, seed):
     assert len(golden) == len(offloaded)
     # The session really quoted (M = 0 never may).
     assert any(r["type"] == "order" for r in golden) == (config.max_inventory > 0)
+
+
+#: risk limits that bind: the size limit (every level, applied by the device), a tight
+#: collar and throttle (applied by the host's gate to the device's ladder)
+RISK_CONFIGS = [
+    MarketMakerConfig(max_order_qty=4, refresh_interval_ns=10**6),
+    MarketMakerConfig(quote_policy="legacy", max_order_qty=4, refresh_interval_ns=0),
+    MarketMakerConfig(collar_ticks=2, max_quote_updates_per_sec=3, num_levels=6, refresh_interval_ns=0),
+    MarketMakerConfig(quote_policy="legacy", collar_ticks=1, max_order_qty=5, max_quote_updates_per_sec=2,
+                      refresh_interval_ns=0),
+]
+
+
+@pytest.mark.parametrize("index", range(len(RISK_CONFIGS)))
+def test_risk_gate_blocks_and_counts_alike(index):
+    """docs/spec.md §8: golden and offloaded sessions are identical with the limits binding,
+    and the gate's blocked counts are the same (the device's size limit included)."""
+    config = RISK_CONFIGS[index]
+    events = session_events(7, config, 400)
+    made = {}
+
+    def factory(key, build):
+        def make(c):
+            made[key] = build(c)
+            return made[key]
+        return make
+
+    golden = records(factory("golden", lambda c: MarketMakerStrategy("g", 1, c)), config, events)
+    offloaded = records(factory("offload", lambda c: offloaded_strategy(c, SoftwareDevice())), config, events)
+    assert golden == offloaded
+    blocked = made["golden"].risk.blocked
+    assert blocked == made["offload"].risk.blocked
+    print(f"config #{index}: blocked {dict(blocked)}")
+    if config.max_order_qty is not None and config.order_size > config.max_order_qty:
+        assert blocked["size"] > 0 and blocked["collar"] == 0
+        # the device counted the same levels (COUNT_SIZE_BLOCKED)
+        assert made["offload"].engine.driver.counters()["size_blocked"] == blocked["size"]
+    else:
+        assert blocked["collar"] > 0 and blocked["throttle"] > 0

@@ -32,13 +32,25 @@ def test_commit_rules_and_counters_come_from_the_map():
     assert rmap.commit_violations(staged) == ["ORDER.num_levels = 9 is outside 1..8"]
     counters = {r.name: r.counter for r in rmap.group("counters")}
     assert [c.source for c in counters.values()].count("update") == 1
-    Lad = namedtuple("Lad", "refresh no_mid crossed bid_count ask_count out_of_domain")
+    Lad = namedtuple("Lad", "refresh no_mid crossed bid_count ask_count out_of_domain killed deadman "
+                     "size_blocked", defaults=(0, 0, 0))
     Cfg = namedtuple("Cfg", "num_levels")
     lad, cfg = Lad(True, False, False, 2, 4, 3), Cfg(4)
     got = {name.removeprefix("COUNT_"): c.increment(lad, cfg) for name, c in counters.items()}
     assert got == {"UPDATES": 1, "REFRESHES": 1, "LADDERS": 1, "GATED_BID": 1, "GATED_ASK": 0,
-                   "OUT_OF_DOMAIN": 3, "CROSSED": 0, "NO_MID": 0}
+                   "OUT_OF_DOMAIN": 3, "CROSSED": 0, "NO_MID": 0, "SIZE_BLOCKED": 0, "KILL_BLOCKED": 0,
+                   "DEADMAN_BLOCKED": 0}
     assert got_no_mid(counters, Lad, cfg) == {"GATED_BID": 0, "GATED_ASK": 0, "NO_MID": 1}
+    # the size limit counts the levels it blocked (candidates in the price domain) of refreshes
+    size = counters["COUNT_SIZE_BLOCKED"]
+    assert size.increment(Lad(True, False, False, 2, 4, 3, size_blocked=1), cfg) == 3
+    assert size.increment(Lad(False, False, False, 2, 4, 3, size_blocked=1), cfg) == 0
+    assert size.increment(Lad(True, False, False, 2, 4, 0, killed=1, size_blocked=1), cfg) == 0
+    # a blocked ladder counts under the reason that latched the kill, never both
+    for killed, deadman, want in ((1, 0, (1, 0)), (1, 1, (0, 1))):
+        lad = Lad(True, False, False, 2, 4, 0, killed, deadman)
+        assert (counters["COUNT_KILL_BLOCKED"].increment(lad, cfg),
+                counters["COUNT_DEADMAN_BLOCKED"].increment(lad, cfg)) == want
 
 
 def got_no_mid(counters, Lad, cfg):

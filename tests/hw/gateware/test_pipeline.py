@@ -506,3 +506,18 @@ def test_settled_is_low_for_settle_cycles_after_a_port_change(levels: int) -> No
     low = [k for k, (settled, _) in enumerate(trace) if not settled]
     assert low == list(range(dut.settle_cycles + 1)), low
     assert not any(ready for settled, ready in trace if not settled)
+
+
+@pytest.mark.parametrize("policy", ["exchange", "legacy"])
+def test_size_limit_blocks_above_max_order_qty_only(policy: str) -> None:
+    """docs/spec.md §8: ``order_size > max_order_qty`` blocks every level (flagged
+    ``size_blocked``, counts and out-of-domain kept); equal or off does not. Golden
+    expectations, both sides of the boundary, books with and without a mid."""
+    segments, ts = [], 0
+    for size, limit in ((5, 4), (5, 5), (5, 6), (5, None), (65535, 65534), (1, 1)):
+        config = MarketMakerConfig(order_size=size, max_order_qty=limit, max_inventory=32767, num_levels=4,
+                                   quote_policy=policy)
+        sums = list(range(100_000, 100_000 + 2 * config.tick_size)) + [2, 3, 2 * PMAX - 1]
+        segments.append(_sweep_segment(config, 0, sums, ts))
+        ts += len(sums)
+    _play(segments, 8, 77)

@@ -141,7 +141,7 @@ def test_byte_strobes_and_staged_commit():
         assert await bus.write(control.address, control.pack(commit=1)) == Resp.SLVERR
         errors = RMAP["ERRORS"]
         assert errors.unpack((await bus.read(errors.address))[1]) == {
-            "bus_error": 1, "commit_rejected": 1, "out_of_domain": 0, "crossed": 0}
+            "bus_error": 1, "commit_rejected": 1, "out_of_domain": 0, "crossed": 0, "deadman": 0}
         assert [(await bus.read(a))[1] for a in coef.addresses] == [0, 0, 0]
         await bus.write(RMAP["TICK"].address, 25)
         await bus.write(RMAP["SPREAD"].address, RMAP["SPREAD"].pack(base_spread=2, min_edge=1))
@@ -193,7 +193,7 @@ def test_w1c_and_sticky_set_input():
         assert errors.unpack((await bus.read(errors.address))[1])["crossed"] == 1
         assert await bus.write(errors.address, errors.field("crossed").mask) == Resp.OKAY
         assert errors.unpack((await bus.read(errors.address))[1]) == {
-            "bus_error": 0, "commit_rejected": 0, "out_of_domain": 1, "crossed": 0}
+            "bus_error": 0, "commit_rejected": 0, "out_of_domain": 1, "crossed": 0, "deadman": 0}
         # a strobe without the byte clears nothing
         assert await bus.write(errors.address, 0xF, 0b0010) == Resp.OKAY
         assert errors.unpack((await bus.read(errors.address))[1])["out_of_domain"] == 1

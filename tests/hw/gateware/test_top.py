@@ -15,7 +15,7 @@ from amaranth.hdl import ClockDomain, Module
 from nanoquote.host.device.bus import Resp
 from nanoquote.host.strategy.config import MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
-from nanoquote.hw.contract.coefficients import PipelineParams
+from nanoquote.hw.contract.coefficients import CYCLES_PER_US, PipelineParams
 from nanoquote.hw.contract.register_map import Access
 from nanoquote.hw.gateware.top import NanoquoteTop
 from nanoquote.sim.conformance.reference import SpecRefreshClock
@@ -262,7 +262,7 @@ def test_counters_sticky_errors_and_soft_reset():
         for name, value in counts.items():
             assert await regs.read(f"COUNT_{name}") == value, name
         errors = await regs.read_fields("ERRORS")
-        assert errors == {"bus_error": 0, "commit_rejected": 0, "out_of_domain": 1, "crossed": 1}
+        assert errors == {"bus_error": 0, "commit_rejected": 0, "out_of_domain": 1, "crossed": 1, "deadman": 0}
         await regs.write_fields("ERRORS", out_of_domain=1, crossed=1)
         assert await regs.read("ERRORS") == 0
 
@@ -369,7 +369,8 @@ def test_stream_and_register_path_share_the_pipeline(input_register):
         got = {"valid": 1, "no_mid": lad.no_mid, "crossed": lad.crossed, "bid_count": lad.bid_count,
                "ask_count": lad.ask_count, "out_of_domain": lad.out_of_domain, "bid_post": lad.bid_post,
                "ask_post": lad.ask_post, "bid_price": tuple(lad.bid_price[i] for i in range(8)),
-               "ask_price": tuple(lad.ask_price[i] for i in range(8))}
+               "ask_price": tuple(lad.ask_price[i] for i in range(8)), "killed": lad.killed,
+               "deadman": lad.deadman, "size_blocked": lad.size_blocked}
         assert got == want, f"seed {seed}: ladder {n} (ts {upd.ts})"
         assert lad.ts == upd.ts
     stream_ts = [u.ts for u in accepted if u.ts < 10**12]
@@ -536,7 +537,55 @@ def _expected_counts(config, steps, names) -> dict[str, int]:
         counts["COUNT_OUT_OF_DOMAIN"] += want["out_of_domain"]
         counts["COUNT_CROSSED"] += want["crossed"]
         counts["COUNT_NO_MID"] += want["no_mid"]
+    # then one update blocked by CONTROL.kill and one by the dead-man timer (:func:`_kill_steps`)
+    book = KILL_BOOK
+    want = expected_ladder(config, book, 0, 0, 0, 8, 31)
+    for reason in ("COUNT_KILL_BLOCKED", "COUNT_DEADMAN_BLOCKED"):
+        counts["COUNT_UPDATES"] += 1
+        counts["COUNT_LADDERS"] += 1
+        counts[reason] += 1  # killed: disarmed, so no refresh; the gating is computed as ever
+        counts["COUNT_GATED_BID"] += want["bid_count"] < config.num_levels
+        counts["COUNT_GATED_ASK"] += want["ask_count"] < config.num_levels
+    # and a refresh under a size limit below order_size: every level in the domain blocked
+    want = expected_ladder(config.replace(max_order_qty=config.order_size - 1), SIZE_BOOK, 0, 0, 0, 8, 31)
+    assert want["size_blocked"] and not want["bid_post"]
+    counts["COUNT_UPDATES"] += 1
+    counts["COUNT_LADDERS"] += 1
+    counts["COUNT_REFRESHES"] += 1
+    counts["COUNT_SIZE_BLOCKED"] += want["bid_count"] + want["ask_count"] - want["out_of_domain"]
+    counts["COUNT_GATED_BID"] += want["bid_count"] < config.num_levels
+    counts["COUNT_GATED_ASK"] += want["ask_count"] < config.num_levels
     return counts
+
+
+#: the book the kill steps submit (a mid, every level in the price domain)
+KILL_BOOK = BookUpdate(4000, 100000, 100050)
+#: the book of the size-limit step: a refresh (1200 after the last one)
+SIZE_BOOK = BookUpdate(4500, 100000, 100050)
+
+
+async def _kill_steps(regs) -> None:
+    """One submit after ``CONTROL.kill``, a re-arm, then one after the dead-man timer (1 us)
+    latched the kill: both ladders come back blocked, flagged with their reason. Then, re-armed,
+    a refresh under a maximum order quantity below ``order_size``: every level blocked."""
+    book = KILL_BOOK
+    await regs.set_inventory(0, 0, 0)
+    await regs.pulse("CONTROL", "kill")
+    got = await regs.quote(book.ts, book.best_bid, book.best_ask)
+    assert (got["killed"], got["deadman"], got["bid_post"], got["ask_post"]) == (1, 0, 0, 0)
+    await regs.pulse("CONTROL", "rearm")
+    await regs.run(regs.programs.write_group("risk", {"deadman_us": 1}))
+    await regs.bus.idle(CYCLES_PER_US + 10)
+    assert (await regs.read_fields("STATUS"))["deadman"] == 1
+    got = await regs.quote(book.ts, book.best_bid, book.best_ask)
+    assert (got["killed"], got["deadman"], got["bid_post"], got["ask_post"]) == (1, 1, 0, 0)
+    await regs.run(regs.programs.write_group("risk", {"deadman_us": 0}))
+    await regs.pulse("CONTROL", "rearm")
+    config = COUNTER_CONFIG
+    await regs.configure(PipelineParams.from_config(config.replace(max_order_qty=config.order_size - 1)))
+    got = await regs.quote(SIZE_BOOK.ts, SIZE_BOOK.best_bid, SIZE_BOOK.best_ask)
+    assert (got["size_blocked"], got["refresh"], got["bid_post"], got["ask_post"]) == (1, 1, 0, 0)
+    await regs.configure(PipelineParams.from_config(config))
 
 
 #: M = 15, 3 levels of 5: position 0 fits exactly 3 levels a side (not gated); one lot either
@@ -579,6 +628,7 @@ def test_every_counter_counts_each_delivered_ladder_once():
             got = await regs.ladder()
             expect = expected_ladder(config, book, position, live_bid, live_ask, 8, 31)
             assert {k: got[k] for k in expect} == expect, book
+        await _kill_steps(regs)
         for name in names:
             assert await regs.read(name) == want[name], name
 
@@ -604,10 +654,11 @@ def test_hard_reset_after_counting_clears_every_counter():
         for position, live_bid, live_ask, book in COUNTER_STEPS:
             await regs.set_inventory(position, live_bid, live_ask)
             await regs.quote(book.ts, book.best_bid, book.best_ask)
-        await regs.quote(5000, 100000, 100050)  # a ladder with every level posted, refreshing
+        await _kill_steps(regs)
+        await regs.quote(6000, 100000, 100050)  # a ladder with every level posted, refreshing
         counts = {name: await regs.read(name) for name in _counter_names(dut)}
         assert all(counts.values()), counts
-        assert await regs.read("LAST_QUOTE_TIME") == 5000
+        assert await regs.read("LAST_QUOTE_TIME") == 6000
         assert await regs.read("LADDER_BID0") != 0
         ctx.set(cd.rst, 1)
         await ctx.tick()

@@ -16,7 +16,8 @@ from nanoquote.sim.verilator import build, run_cocotb
 pytestmark = pytest.mark.rtl
 
 #: The cocotb tests of the module; each must run and pass (a run that collected none fails).
-COCOTB_TESTS = {"reset_values", "error_responses", "quote_round_trip", "stream_with_backpressure"}
+COCOTB_TESTS = {"reset_values", "error_responses", "quote_round_trip", "stream_with_backpressure",
+                "kill_and_deadman"}
 
 
 @pytest.fixture(scope="module")
