@@ -202,18 +202,30 @@ class QuotePipeline(wiring.Component):
         upd = self.i.payload
         p_in = upd.bid + upd.ask
         s1_p = Datapath(wsum)
-        s1_both, s1_crossed, s1_armed = Datapath(), Datapath(), Datapath()
+        s1_both, s1_crossed = Datapath(), Datapath()
         s1_ts = Datapath(TS_BITS)
+
+        def quotable(both: Value, crossed: Value) -> Value:  # a mid the policy quotes (§3)
+            return both & (co.legacy | ~crossed)
+
+        # The refresh timer's inputs, registered for it alone: whether the update is
+        # eligible (valid, armed, quotable: one flip-flop, so its decision is two compares
+        # and one LUT) and its own copy of ``ts`` (different initial value: not merged).
+        both_in = upd.has_bid & upd.has_ask
+        crossed_in = both_in & (upd.bid >= upd.ask)
+        s1_eligible = Signal()
+        s1_ts_timer = Datapath(TS_BITS, name="s1_ts_timer", init=(1 << TS_BITS) - 1)
         with m.If(advance):
             m.d.sync += [
                 valid[0].eq(self.i.valid & accept),
                 s1_p.eq(p_in),
-                s1_both.eq(upd.has_bid & upd.has_ask),
-                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
-                s1_armed.eq(self.armed),
+                s1_both.eq(both_in),
+                s1_crossed.eq(crossed_in),
+                s1_eligible.eq(self.i.valid & accept & self.armed & quotable(both_in, crossed_in)),
                 s1_ts.eq(upd.ts),
+                s1_ts_timer.eq(upd.ts),
             ]
-        s1_quotable = s1_both & (co.legacy | ~s1_crossed)
+        s1_quotable = quotable(s1_both, s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
         # P * m in 4 MULT18X18D that multiply S1's P (a fabric register: the input
@@ -246,8 +258,8 @@ class QuotePipeline(wiring.Component):
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
             timer.settling.eq(settling),
-            timer.eligible.eq(valid[0] & s1_armed & s1_quotable),
-            timer.ts.eq(s1_ts),
+            timer.eligible.eq(s1_eligible),
+            timer.ts.eq(s1_ts_timer),
             timer.commit.eq(advance),
             timer.clear.eq(self.soft_reset),
         ]
@@ -292,20 +304,39 @@ class QuotePipeline(wiring.Component):
         # the level constants, registered again next to the S5 adders
         s4_bid_k = [Datapath(pb, name=f"s4_bid_k{j}") for j in range(w.bid_windows)]
         s4_ask_k = [Datapath(pb, name=f"s4_ask_k{j}") for j in range(w.ask_windows)]
-        # the candidate steps, registered right after the comparisons: the bid side sits a
-        # level further out when F < th_bid; the ask side one level per threshold met
-        below_b = s3_f < co.th_bid
-        above_a = [s3_f >= co.th_zero, s3_f >= co.th_ask]
-        # The levels' K selections share these registers out among copies (a single one
-        # would fan out to every bit of every level's adder).
-        shift_b_copies, shift_b_regs = spread("s4_shift_b", below_b, lv)
-        above_a_copies, above_a_regs = spread("s4_above_a", Cat(*above_a), lv)
+        # The candidate steps, registered right after the comparisons: the bid side sits a
+        # level further out when F < th_bid; the ask side one level per threshold met.
+        # Each group of levels (the adders around one pair of products) has comparators of
+        # its own, on its own copy of the thresholds, and a copy of their results for each
+        # of its levels: every level's K selection reads a register next to its adder, and
+        # no register or comparator feeds two groups (placed apart, around their DSPs).
+        def group_copy(value: Value, name: str) -> Value:
+            """``value`` (a coefficient, stable while updates flow) registered for one group;
+            the copies' initial values differ, so synthesis does not merge them."""
+            reg = Datapath(len(value), name=name, init=int(name.rpartition("_g")[2]))
+            m.d.sync += reg.eq(value)
+            return reg
+
+        shift_b_level: list[Value] = []  # per level: its register copy of the bid step
+        above_a_level: list[Value] = []  # per level: its copy of the ask thresholds met
+        shift_regs: list = []
+        for g in range(groups):
+            levels = range(g * self.LEVELS_PER_PRODUCT, min(lv, (g + 1) * self.LEVELS_PER_PRODUCT))
+            th_bid, th_zero, th_ask = (group_copy(th, f"{name}_g{g}") for th, name in
+                                       ((co.th_bid, "th_bid"), (co.th_zero, "th_zero"), (co.th_ask, "th_ask")))
+            below_b = s3_f < th_bid
+            above_a = [s3_f >= th_zero, s3_f >= th_ask]
+            copies_b, regs_b = spread(f"s4_shift_b{g}", below_b, len(levels))
+            copies_a, regs_a = spread(f"s4_above_a{g}", Cat(*above_a), len(levels))
+            shift_b_level += [copies_b[k % len(copies_b)] for k in range(len(levels))]
+            above_a_level += [copies_a[k % len(copies_a)] for k in range(len(levels))]
+            shift_regs += regs_b + regs_a
 
         def ask_shift(above: Value) -> Value:  # the ask shift: the thresholds met, 0..2
             return Cat(above[0] ^ above[1], above[0] & above[1])
 
-        s4_shift_b = shift_b_copies[0]
-        s4_shift_a = ask_shift(above_a_copies[0])
+        s4_shift_b = shift_b_level[0]
+        s4_shift_a = ask_shift(above_a_level[0])
         # per shift s: posted mask, out-of-domain count
         s4_post_b = [Datapath(lv, name=f"s4_post_b{k}") for k in range(2)]
         s4_post_a = [Datapath(lv, name=f"s4_post_a{k}") for k in range(3)]
@@ -329,13 +360,13 @@ class QuotePipeline(wiring.Component):
             lo, hi = s4_products[side][level // self.LEVELS_PER_PRODUCT]
             return lo >> 17, hi << 1
 
-        nb, na = len(shift_b_copies), len(above_a_copies)
-        k_b = [Mux(shift_b_copies[i % nb], s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
-        k_a = [pick3(ask_shift(above_a_copies[i % na]), s4_ask_k[i : i + 3]) for i in range(lv)]
+        k_b = [Mux(shift_b_level[i], s4_bid_k[i + 1], s4_bid_k[i]) for i in range(lv)]
+        k_a = [pick3(ask_shift(above_a_level[i]), s4_ask_k[i : i + 3]) for i in range(lv)]
         price_b = [((t_qp("bid", i)[0] - k) + t_qp("bid", i)[1])[:pb] for i, k in enumerate(k_b)]
         price_a = [((t_qp("ask", i)[0] + k) + t_qp("ask", i)[1])[:pb] for i, k in enumerate(k_a)]
-        post_b = Mux(s4_shift_b, s4_post_b[1], s4_post_b[0])
-        post_a = pick3(s4_shift_a, s4_post_a)
+        # each level's posted bit from its own copy of the shift, as its K
+        post_b = Cat(*(Mux(shift_b_level[i], s4_post_b[1][i], s4_post_b[0][i]) for i in range(lv)))
+        post_a = Cat(*(pick3(ask_shift(above_a_level[i]), [p[i] for p in s4_post_a]) for i in range(lv)))
 
         with m.If(advance):
             m.d.sync += [
@@ -370,8 +401,7 @@ class QuotePipeline(wiring.Component):
                 valid[3].eq(valid[2]),
                 *(k.eq(co.bid_k[j]) for j, k in enumerate(s4_bid_k)),
                 *(k.eq(co.ask_k[j]) for j, k in enumerate(s4_ask_k)),
-                *shift_b_regs,
-                *above_a_regs,
+                *shift_regs,
                 # the maximum order quantity (config-only) blocks every posted level
                 *(s4_post_b[k].eq(s3_post_b[k] & ~co.size_block.replicate(lv)) for k in range(2)),
                 *(s4_post_a[k].eq(s3_post_a[k] & ~co.size_block.replicate(lv)) for k in range(3)),
