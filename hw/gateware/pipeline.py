@@ -209,11 +209,12 @@ class QuotePipeline(wiring.Component):
             return both & (co.legacy | ~crossed)
 
         # The refresh timer's inputs, registered for it alone: whether the update is
-        # eligible (valid, armed, quotable: one flip-flop, so its decision is two compares
-        # and one LUT) and its own copy of ``ts`` (different initial value: not merged).
+        # eligible as two flip-flops (valid and armed; quotable, straight from the compare)
+        # and its own copy of ``ts`` (a different initial value: not merged with S1's).
         both_in = upd.has_bid & upd.has_ask
         crossed_in = both_in & (upd.bid >= upd.ask)
-        s1_eligible = Signal()
+        s1_valid_armed = Signal()
+        s1_quotable_timer = Datapath(name="s1_quotable_timer")
         s1_ts_timer = Datapath(TS_BITS, name="s1_ts_timer", init=(1 << TS_BITS) - 1)
         with m.If(advance):
             m.d.sync += [
@@ -221,7 +222,8 @@ class QuotePipeline(wiring.Component):
                 s1_p.eq(p_in),
                 s1_both.eq(both_in),
                 s1_crossed.eq(crossed_in),
-                s1_eligible.eq(self.i.valid & accept & self.armed & quotable(both_in, crossed_in)),
+                s1_valid_armed.eq(self.i.valid & accept & self.armed),
+                s1_quotable_timer.eq(quotable(both_in, crossed_in)),
                 s1_ts.eq(upd.ts),
                 s1_ts_timer.eq(upd.ts),
             ]
@@ -258,7 +260,7 @@ class QuotePipeline(wiring.Component):
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
             timer.settling.eq(settling),
-            timer.eligible.eq(s1_eligible),
+            timer.eligible.eq(s1_valid_armed & s1_quotable_timer),
             timer.ts.eq(s1_ts_timer),
             timer.commit.eq(advance),
             timer.clear.eq(self.soft_reset),

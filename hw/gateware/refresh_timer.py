@@ -19,12 +19,23 @@ new interval (no update is in flight then).
 refresh no longer moves the clock.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from nanoquote.hw.contract.coefficients import REFRESH_INTERVAL_BITS, TS_BITS
 
 __all__ = ["RefreshTimer"]
+
+
+def _at_least(a: Value, b: Value) -> Value:
+    """``a >= b`` (unsigned) as three carry chains of half the width in parallel:
+    ``a >= b`` exactly when the high halves compare greater, or compare at least equal
+    and so do the low halves (one 65-bit chain is too long for the decision's cycle)."""
+    width = max(len(a), len(b))
+    half = width // 2
+    a, b = a.as_unsigned(), b.as_unsigned()
+    a_hi, b_hi = a[half:width], b[half:width]
+    return (a_hi > b_hi) | ((a_hi >= b_hi) & (a[:half] >= b[:half]))
 
 
 class RefreshTimer(wiring.Component):
@@ -73,7 +84,7 @@ class RefreshTimer(wiring.Component):
         fired_plus = Signal(TS_BITS + 1, reset_less=True)
         # ``fired`` unless a clear came after it: the refresh the clock has yet to take over
         pending = Signal()
-        reached = Mux(pending, self.ts >= fired_plus, self.ts >= deadline)
+        reached = Mux(pending, _at_least(self.ts, fired_plus), _at_least(self.ts, deadline))
         m.d.comb += self.fire.eq(self.eligible & reached)
         with m.If(self.commit):
             m.d.sync += [self.fired.eq(self.fire), pending.eq(self.fire), fired_ts.eq(self.ts),
