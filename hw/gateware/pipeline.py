@@ -194,9 +194,13 @@ class QuotePipeline(wiring.Component):
             m.d.sync += [settle.eq(settle - 1), settling.eq(settle > 1)]
         # every stage advances when the output register is empty or being taken
         advance = ~valid[4] | self.o.ready
-        accept = advance & ~hold & ~changed
+        # ``o.valid`` and ``i.ready`` come from an inverted twin of S5's valid (synthesis keeps
+        # both): the stage enables, which fan out to every datapath register, are not on the
+        # paths the ports feed outside the pipeline.
+        s5_empty = Signal(init=1, name="s5_empty")  # always ~valid[4]
+        accept = (s5_empty | self.o.ready) & ~hold & ~changed
         m.d.comb += [co.enable.eq(settling), self.settled.eq(~hold), self.i.ready.eq(accept),
-                     self.o.valid.eq(valid[4])]
+                     self.o.valid.eq(~s5_empty)]
 
         # -- S1 --------------------------------------------------------------------------
         upd = self.i.payload
@@ -417,6 +421,7 @@ class QuotePipeline(wiring.Component):
                 s4_ts.eq(s3_ts),
                 # S5
                 valid[4].eq(valid[3]),
+                s5_empty.eq(~valid[3]),
                 out.ts.eq(s4_ts),
                 out.bid_post.eq(post_b),
                 out.ask_post.eq(post_a),
