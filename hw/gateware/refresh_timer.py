@@ -10,7 +10,7 @@ For II=1 and a short decision path, nothing waits for the previous decision to b
 written back: the decision registered for the update one stage ahead (``fired``, with
 that update's ``ts + interval``) is the pending state, and the deadline register takes
 it over one cycle later. The decision compares ``ts`` with both the pending and the
-stored deadline (two carry chains in parallel) and picks one by a register. While the
+stored deadline, whichever a register selects, in one carry chain. While the
 pipeline settles a new configuration, the deadline is recomputed from ``last`` and the
 new interval (no update is in flight then).
 
@@ -19,23 +19,13 @@ new interval (no update is in flight then).
 refresh no longer moves the clock.
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from nanoquote.hw.contract.coefficients import REFRESH_INTERVAL_BITS, TS_BITS
 
 __all__ = ["RefreshTimer"]
 
-
-def _at_least(a: Value, b: Value) -> Value:
-    """``a >= b`` (unsigned) as three carry chains of half the width in parallel:
-    ``a >= b`` exactly when the high halves compare greater, or compare at least equal
-    and so do the low halves (one 65-bit chain is too long for the decision's cycle)."""
-    width = max(len(a), len(b))
-    half = width // 2
-    a, b = a.as_unsigned(), b.as_unsigned()
-    a_hi, b_hi = a[half:width], b[half:width]
-    return (a_hi > b_hi) | ((a_hi >= b_hi) & (a[:half] >= b[:half]))
 
 
 class RefreshTimer(wiring.Component):
@@ -77,20 +67,25 @@ class RefreshTimer(wiring.Component):
         quoted = Signal()
         # from when an update with no refresh pending refreshes: 0 while the exchange
         # policy has not refreshed yet (its first eligible update refreshes), else
-        # ``last + interval``; so the decision is two compares and one LUT
+        # ``last + interval``
         deadline = Signal(TS_BITS + 1)
         # the update one stage ahead: ts and ts + interval (read only while ``pending``)
         fired_ts = Signal(TS_BITS, reset_less=True)
         fired_plus = Signal(TS_BITS + 1, reset_less=True)
-        # ``fired`` unless a clear came after it: the refresh the clock has yet to take over
+        # ``fired`` unless a clear came after it: the refresh the clock has yet to take over;
+        # the operand select reads an inverted twin (kept apart by its initial value), off
+        # the enables ``pending`` drives
         pending = Signal()
-        reached = Mux(pending, _at_least(self.ts, fired_plus), _at_least(self.ts, deadline))
-        m.d.comb += self.fire.eq(self.eligible & reached)
+        pending_n = Signal(init=1)
+        now = Mux(pending_n, deadline, fired_plus)  # the deadline this update meets
+        # One carry chain: ``eligible`` above ``ts`` against a 1 above the deadline, so an
+        # ineligible update never reaches it and nothing follows the chain but the register.
+        m.d.comb += self.fire.eq(Cat(self.ts, Const(0, 1), self.eligible) >= Cat(now, Const(1, 1)))
         with m.If(self.commit):
-            m.d.sync += [self.fired.eq(self.fire), pending.eq(self.fire), fired_ts.eq(self.ts),
-                         fired_plus.eq(self.ts + self.interval)]
+            m.d.sync += [self.fired.eq(self.fire), pending.eq(self.fire), pending_n.eq(~self.fire),
+                         fired_ts.eq(self.ts), fired_plus.eq(self.ts + self.interval)]
         with m.If(self.clear):
-            m.d.sync += [pending.eq(0), last.eq(0), quoted.eq(0),
+            m.d.sync += [pending.eq(0), pending_n.eq(1), last.eq(0), quoted.eq(0),
                          deadline.eq(Mux(self.legacy, self.interval, 0))]
         with m.Elif(pending):  # take the refresh over (repeats harmlessly while stalled)
             m.d.sync += [last.eq(fired_ts), quoted.eq(1), deadline.eq(fired_plus)]
