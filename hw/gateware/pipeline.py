@@ -206,32 +206,21 @@ class QuotePipeline(wiring.Component):
         upd = self.i.payload
         p_in = upd.bid + upd.ask
         s1_p = Datapath(wsum)
-        s1_both, s1_crossed = Datapath(), Datapath()
+        s1_both, s1_crossed, s1_armed = Datapath(), Datapath(), Datapath()
         s1_ts = Datapath(TS_BITS)
-
-        def quotable(both: Value, crossed: Value) -> Value:  # a mid the policy quotes (§3)
-            return both & (co.legacy | ~crossed)
-
-        # The refresh timer's inputs, registered for it alone: whether the update is
-        # eligible as two flip-flops (valid and armed; quotable, straight from the compare)
-        # and its own copy of ``ts`` (a different initial value: not merged with S1's).
-        both_in = upd.has_bid & upd.has_ask
-        crossed_in = both_in & (upd.bid >= upd.ask)
-        s1_valid_armed = Signal()
-        s1_quotable_timer = Datapath(name="s1_quotable_timer")
+        # the refresh timer's own copy of ``ts`` (a different initial value: not merged)
         s1_ts_timer = Datapath(TS_BITS, name="s1_ts_timer", init=(1 << TS_BITS) - 1)
         with m.If(advance):
             m.d.sync += [
                 valid[0].eq(self.i.valid & accept),
                 s1_p.eq(p_in),
-                s1_both.eq(both_in),
-                s1_crossed.eq(crossed_in),
-                s1_valid_armed.eq(self.i.valid & accept & self.armed),
-                s1_quotable_timer.eq(quotable(both_in, crossed_in)),
+                s1_both.eq(upd.has_bid & upd.has_ask),
+                s1_crossed.eq(upd.has_bid & upd.has_ask & (upd.bid >= upd.ask)),
+                s1_armed.eq(self.armed),
                 s1_ts.eq(upd.ts),
                 s1_ts_timer.eq(upd.ts),
             ]
-        s1_quotable = quotable(s1_both, s1_crossed)
+        s1_quotable = s1_both & (co.legacy | ~s1_crossed)
 
         # -- S2 --------------------------------------------------------------------------
         # P * m in 4 MULT18X18D that multiply S1's P (a fabric register: the input
@@ -264,7 +253,7 @@ class QuotePipeline(wiring.Component):
             timer.legacy.eq(co.legacy),
             timer.interval.eq(co.interval),
             timer.settling.eq(settling),
-            timer.eligible.eq(s1_valid_armed & s1_quotable_timer),
+            timer.eligible.eq(valid[0] & s1_armed & s1_quotable),
             timer.ts.eq(s1_ts_timer),
             timer.commit.eq(advance),
             timer.clear.eq(self.soft_reset),
