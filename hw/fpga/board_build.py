@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from nanoquote.hw.fpga.flow import (
+    DEFAULT_SEED,
     DEFAULT_TIMING_WEIGHT,
     UTILISATION_BELS,
     BuildError,
@@ -51,7 +52,7 @@ def _clock_mhz(design_hz: float) -> float:
     return round(design_hz / 1e6, 6)
 
 
-def run_board_build(build_dir: Path, *, board: str = "ecp5-5g-evn", seed: int = 1, max_levels: int = 8,
+def run_board_build(build_dir: Path, *, board: str = "ecp5-5g-evn", seed: int = DEFAULT_SEED, max_levels: int = 8,
                     price_bits: int = 31, timing_weight: int | None = DEFAULT_TIMING_WEIGHT,
                     progress: Progress | None = None) -> dict:
     """Build the board's bitstream in ``build_dir``; its figures (also in ``board.json``)."""

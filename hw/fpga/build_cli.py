@@ -20,6 +20,7 @@ from pathlib import Path
 from nanoquote.hw.fpga.board_build import BOARDS, run_board_build
 from nanoquote.hw.fpga.flow import (
     DEFAULT_LPF,
+    DEFAULT_SEED,
     DEFAULT_TIMING_WEIGHT,
     DEVICES,
     BuildError,
@@ -61,8 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=int, choices=(6, 7, 8), default=8, help="speed grade (default: 8)")
     parser.add_argument("--freq", type=float, default=200.0, metavar="MHZ",
                         help="target clock in MHz (default: 200)")
-    parser.add_argument("--seed", type=parse_seeds, default=(1,), metavar="N|A-B|A,B",
-                        help="placer seed, or several: one place and route per seed (default: 1)")
+    parser.add_argument("--seed", type=parse_seeds, default=(DEFAULT_SEED,), metavar="N|A-B|A,B",
+                        help=f"placer seed, or several: one place and route per seed (default: {DEFAULT_SEED})")
     parser.add_argument("--top", default="top", metavar="top|pipeline|MODULE:FACTORY",
                         help="design to build (default: top, the full top level)")
     parser.add_argument("--max-levels", type=count, default=8, metavar="N", help="ladder levels (default: 8)")
