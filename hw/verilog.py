@@ -5,8 +5,8 @@ simulator builds, the lint check, the FPGA flow and this command all go through 
 :func:`design` makes a design by name: ``pipeline`` (:class:`QuotePipeline`, top module
 ``quote_pipeline``) or ``top`` (:class:`NanoquoteTop`, the pipeline behind its AXI4-Lite
 register block, top module ``nanoquote_top``) or ``board`` (:class:`BoardCore`, the top behind
-the board's UART host link, with the simulators' cycles per bit; top module
-``nanoquote_board_core``).
+the board's UART host link, with the simulators' cycles per bit and the board clock's
+cycles per microsecond; top module ``nanoquote_board_core``).
 """
 
 from __future__ import annotations

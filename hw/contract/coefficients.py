@@ -52,6 +52,8 @@ __all__ = [
     "CLOCK_HZ",
     "CYCLES_PER_US",
     "DEADMAN_US_BITS",
+    "check_cycles_per_us",
+    "clock_cycles_per_us",
     "deadman_cycles",
 ]
 
@@ -72,9 +74,10 @@ POSITION_BITS = 16
 LIVE_QTY_BITS = 32
 TS_BITS = 64
 #: The build's clock (the timing gate's target) and the one conversion of device time:
-#: the dead-man timeout is configured in microseconds and counted in these cycles.
+#: the dead-man timeout is configured in microseconds and counted in cycles of the
+#: design's clock, ``clock_cycles_per_us(clock_hz)`` a microsecond: 200 in this build
+#: (the board's build has its own design clock, ``nanoquote.hw.gateware.board.BOARD_CLOCK``).
 CLOCK_HZ = 200_000_000
-CYCLES_PER_US = CLOCK_HZ // 1_000_000
 #: Width of the dead-man timeout in microseconds (``1 .. 2**24 - 1``, about 16.7 s; 0: off).
 DEADMAN_US_BITS = 24
 #: Defaults of the hardware build (prices are 1 .. 2**31-1, 8 levels).
@@ -82,9 +85,32 @@ DEFAULT_PRICE_BITS = 31
 DEFAULT_MAX_LEVELS = 8
 
 
-def deadman_cycles(timeout_us: int) -> int:
-    """Clock cycles after a heartbeat at which the dead-man timer latches the kill switch."""
-    return timeout_us * CYCLES_PER_US
+def check_cycles_per_us(cycles_per_us: int) -> int:
+    """``cycles_per_us`` if it is a positive integer (clock cycles a microsecond), else ValueError."""
+    if isinstance(cycles_per_us, bool) or not isinstance(cycles_per_us, int) or cycles_per_us < 1:
+        raise ValueError(f"cycles_per_us must be a positive integer (clock cycles a microsecond), "
+                         f"got {cycles_per_us!r}")
+    return cycles_per_us
+
+
+def clock_cycles_per_us(clock_hz: float) -> int:
+    """Cycles a microsecond of a ``clock_hz`` clock; a clock that is not a whole number of MHz
+    is a ValueError (the dead-man timer counts whole cycles a microsecond: no rounding)."""
+    if clock_hz <= 0 or clock_hz % 1_000_000:
+        raise ValueError(f"a {clock_hz / 1e6:g} MHz clock is not a whole number of cycles a microsecond "
+                         f"(the dead-man timer needs a positive whole number of MHz)")
+    return check_cycles_per_us(int(clock_hz // 1_000_000))
+
+
+#: Cycles a microsecond of the build clock (200): ``NanoquoteTop``'s default.
+CYCLES_PER_US = clock_cycles_per_us(CLOCK_HZ)
+
+
+def deadman_cycles(timeout_us: int, cycles_per_us: int = CYCLES_PER_US) -> int:
+    """Clock cycles after a heartbeat at which the dead-man timer latches the kill switch, on a
+    design clocked at ``cycles_per_us`` cycles a microsecond (default: the 200 MHz build's;
+    the board's is ``BOARD_CLOCK.cycles_per_us``)."""
+    return timeout_us * check_cycles_per_us(cycles_per_us)
 
 
 def recip_shift(price_bits: int = DEFAULT_PRICE_BITS) -> int:

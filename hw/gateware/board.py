@@ -12,7 +12,8 @@ ladder is captured into the ``LADDER_*`` registers.
 :class:`BoardTop` adds the board: the 12 MHz oscillator through an EHXPLLL to the design
 clock, the reset pushbutton and the PLL's lock through a reset synchroniser, the UART
 pins and the LEDs. Every frequency comes from one definition, :data:`BOARD_CLOCK`
-(:class:`BoardClock`): the PLL's dividers and the UART's cycles per bit; nextpnr derives
+(:class:`BoardClock`): the PLL's dividers, the UART's cycles per bit and the dead-man
+timer's cycles per microsecond (120 at 120 MHz, not the 200 MHz build's); nextpnr derives
 the design clock's constraint from the oscillator pin's through the PLL (the board build
 checks that it is the design clock).
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from nanoquote.hw.contract.coefficients import clock_cycles_per_us
 from nanoquote.hw.contract.link import FRAME_TIMEOUT_BITS
 from nanoquote.hw.gateware.host_link import HostLink
 from nanoquote.hw.gateware.top import NanoquoteTop
@@ -97,6 +99,12 @@ class BoardClock:
         return pll_settings(self.oscillator_hz, self.design_hz)
 
     @property
+    def cycles_per_us(self) -> int:
+        """Design clock cycles a microsecond (the dead-man timer's); the design clock must be
+        a whole number of MHz (ValueError otherwise, no rounding)."""
+        return clock_cycles_per_us(self.design_hz)
+
+    @property
     def cycles_per_bit(self) -> int:
         return round(self.design_hz / self.baud)
 
@@ -111,7 +119,8 @@ class BoardClock:
                              f"{self.baud_error:+.2%} off {self.baud} baud")
 
 
-#: The board build: 12 MHz oscillator, 120 MHz design clock, 3 Mbaud (40 cycles per bit).
+#: The board build: 12 MHz oscillator, 120 MHz design clock (120 cycles a microsecond), 3 Mbaud
+#: (40 cycles per bit).
 BOARD_CLOCK = BoardClock()
 #: Cycles per bit of the simulated board (a bit-level UART simulation stays quick).
 SIM_CYCLES_PER_BIT = 8
@@ -123,14 +132,18 @@ class BoardCore(wiring.Component):
     Ports: ``rx`` (the UART's receive pin, asynchronous: synchronised here), ``tx``,
     ``leds`` (active high; the board top inverts), ``receiving`` and ``busy`` (the
     link's state, for a simulation harness). ``timeout_bits``: the link's receiver timeout
-    (a test may shorten it).
+    (a test may shorten it). ``clock``: the design clock the core runs at; the dead-man
+    timer counts its ``cycles_per_us`` (the simulators run the board's clock: only the
+    UART's ``cycles_per_bit`` is theirs).
     """
 
     def __init__(self, cycles_per_bit: int, max_levels: int = 8, price_bits: int = 31, *,
                  addr_width: int = 12, heartbeat_bit: int = 26, flash_cycles: int = 6_000_000,
-                 timeout_bits: int = FRAME_TIMEOUT_BITS) -> None:
+                 timeout_bits: int = FRAME_TIMEOUT_BITS, clock: BoardClock = BOARD_CLOCK) -> None:
         self.cycles_per_bit = cycles_per_bit
-        self.top = NanoquoteTop(max_levels=max_levels, price_bits=price_bits, addr_width=addr_width)
+        self.clock = clock
+        self.top = NanoquoteTop(max_levels=max_levels, price_bits=price_bits, addr_width=addr_width,
+                                cycles_per_us=clock.cycles_per_us)
         self.link = HostLink(cycles_per_bit, addr_width, timeout_bits=timeout_bits)
         self.heartbeat_bit = heartbeat_bit
         self.flash_cycles = flash_cycles
@@ -189,7 +202,7 @@ class BoardTop(wiring.Component):
         self.clock = clock
         self.core = BoardCore(clock.cycles_per_bit, max_levels, price_bits,
                               heartbeat_bit=max(1, round(clock.design_hz).bit_length() - 1),
-                              flash_cycles=round(clock.design_hz / 20))
+                              flash_cycles=round(clock.design_hz / 20), clock=clock)
         super().__init__({})
 
     def elaborate(self, platform):

@@ -66,7 +66,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
-from nanoquote.hw.contract.coefficients import CYCLES_PER_US, DEADMAN_US_BITS
+from nanoquote.hw.contract.coefficients import CYCLES_PER_US, DEADMAN_US_BITS, check_cycles_per_us
 from nanoquote.hw.contract.register_map import register_map
 from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
 from nanoquote.hw.gateware.pipeline import QuotePipeline
@@ -90,6 +90,11 @@ class NanoquoteTop(wiring.Component):
         Put the stream/register-path arbitration behind a register stage (one more cycle
         of latency, no multiplexer in front of the pipeline's first stage); see the
         module docstring.
+    cycles_per_us : int
+        Cycles of the design's clock a microsecond: what the dead-man timer counts
+        (``DEADMAN.deadman_us`` microseconds are ``deadman_us * cycles_per_us`` cycles).
+        The default is the 200 MHz build clock's (``CYCLES_PER_US``); a design clocked
+        otherwise passes its own (the board's ``BoardCore`` does).
 
     Attributes
     ----------
@@ -101,7 +106,8 @@ class NanoquoteTop(wiring.Component):
     """
 
     def __init__(self, max_levels: int = 8, price_bits: int = 31, *, addr_width: int = 12,
-                 input_register: bool = False) -> None:
+                 input_register: bool = False, cycles_per_us: int = CYCLES_PER_US) -> None:
+        self.cycles_per_us = check_cycles_per_us(cycles_per_us)
         self.max_levels = max_levels
         self.price_bits = price_bits
         self.addr_width = addr_width
@@ -151,20 +157,21 @@ class NanoquoteTop(wiring.Component):
         killed = self.killed
         deadman_killed = Signal()  # the latched kill is the dead-man timer's
         # Dead-man timer: while armed with a non-zero timeout, a heartbeat, a commit or
-        # arming restarts it; ``deadman_us`` microseconds (of CYCLES_PER_US cycles) later the
-        # timeout ends (``expired``, registered: the compare stays off the latches) and the
+        # arming restarts it; ``deadman_us`` microseconds (of ``cycles_per_us`` cycles) later
+        # the timeout ends (``fire``, registered: the compare stays off the latches) and the
         # kill latches at the next clock edge.
-        prescale = Signal(range(CYCLES_PER_US))
+        cycles_per_us = self.cycles_per_us
+        prescale = Signal(range(cycles_per_us))
         elapsed_us = Signal(DEADMAN_US_BITS, init=1)  # the microsecond running, from 1
         timeout_us = rb.deadman.deadman_us
         restart = Signal()
         fire = Signal()  # registered
         m.d.comb += restart.eq(~armed | rb.heartbeat_stb | rb.committed)
-        m.d.sync += fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == CYCLES_PER_US - 1)
+        m.d.sync += fire.eq(armed & ~restart & (timeout_us != 0) & (prescale == cycles_per_us - 1)
                             & (elapsed_us == timeout_us))
         with m.If(restart):
             m.d.sync += [prescale.eq(0), elapsed_us.eq(1)]
-        with m.Elif(prescale == CYCLES_PER_US - 1):
+        with m.Elif(prescale == cycles_per_us - 1):
             m.d.sync += [prescale.eq(0), elapsed_us.eq(elapsed_us + 1)]
         with m.Else():
             m.d.sync += prescale.eq(prescale + 1)

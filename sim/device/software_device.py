@@ -14,7 +14,12 @@ from typing import Any
 from nanoquote.host.device.batch import Operation, check_batch, run_batch
 from nanoquote.host.device.bus import BusError, Resp
 from nanoquote.host.strategy.quoting import BookUpdate
-from nanoquote.hw.contract.coefficients import PipelineParams, deadman_cycles
+from nanoquote.hw.contract.coefficients import (
+    CYCLES_PER_US,
+    PipelineParams,
+    check_cycles_per_us,
+    deadman_cycles,
+)
 from nanoquote.hw.contract.register_map import Register, register_map
 from nanoquote.hw.model import RefreshModel
 from nanoquote.sim.device.register_file import RegisterFileModel
@@ -35,11 +40,15 @@ class SoftwareDevice:
     :class:`Idle` operations and the waits of its polls); an access takes no cycles. The
     dead-man timer counts those cycles exactly as the gateware counts its clock: armed
     with a non-zero ``DEADMAN.deadman_us``, it latches the kill switch in the cycle after
-    ``deadman_cycles(deadman_us)`` cycles have passed since the last heartbeat, commit
-    or arming.
+    ``deadman_cycles(deadman_us, cycles_per_us)`` cycles have passed since the last
+    heartbeat, commit or arming. ``cycles_per_us`` is the modelled design clock's cycles a
+    microsecond, as ``NanoquoteTop``'s: the 200 MHz build's by default (the board's is
+    ``BOARD_CLOCK.cycles_per_us``, 120).
     """
 
-    def __init__(self, max_levels: int = 8, price_bits: int = 31, latency: int = 0) -> None:
+    def __init__(self, max_levels: int = 8, price_bits: int = 31, latency: int = 0, *,
+                 cycles_per_us: int = CYCLES_PER_US) -> None:
+        self.cycles_per_us = check_cycles_per_us(cycles_per_us)
         self.map = register_map(max_levels, price_bits, latency)
         self.regs = RegisterFileModel(self.map, self._on_pulse, self._read_ro)
         self.counters_regs = self.map.group("counters")
@@ -102,7 +111,7 @@ class SoftwareDevice:
         """Let ``cycles`` device clock cycles pass (the dead-man timer runs)."""
         if not self.armed:
             return
-        timeout = deadman_cycles(self.regs.field("DEADMAN", "deadman_us"))
+        timeout = deadman_cycles(self.regs.field("DEADMAN", "deadman_us"), self.cycles_per_us)
         if timeout and self.cycles_since_beat + cycles > timeout:  # latched a cycle after it ends
             self.killed, self.armed, self.deadman_killed = True, False, True
             self.cycles_since_beat = 0

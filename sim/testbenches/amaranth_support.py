@@ -4,16 +4,20 @@
   with the block reachable as ``harness.rb`` for driving its inputs.
 * :func:`simulate`: run testbenches, with a VCD when ``NANOQUOTE_VCD_DIR`` is set.
 * :func:`test_seed`: the seed of a randomized test (``NANOQUOTE_SEED`` overrides).
+* :func:`inspected_only`: components made only to look at their attributes, without the
+  "created but never used" warnings Amaranth gives when they are collected.
 """
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable, Iterable
-from contextlib import nullcontext
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
@@ -21,7 +25,7 @@ from nanoquote.hw.contract.register_map import RegisterMap
 from nanoquote.hw.gateware.axil import AxiLiteRegisterSlave, AxiLiteSignature
 from nanoquote.hw.gateware.register_block import RegisterBlock
 
-__all__ = ["RegisterBlockHarness", "simulate", "test_seed", "expected_ladder"]
+__all__ = ["RegisterBlockHarness", "simulate", "test_seed", "inspected_only", "expected_ladder"]
 
 
 def test_seed(default: int) -> int:
@@ -29,6 +33,17 @@ def test_seed(default: int) -> int:
 
 
 test_seed.__test__ = False  # not a pytest test
+
+
+@contextmanager
+def inspected_only() -> Iterator[None]:
+    """Components made in the block and dropped by its end are not elaborated on purpose:
+    their ``UnusedElaboratable`` warnings (given when they are collected, so otherwise in
+    whichever test runs then) are not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        yield
+        gc.collect()
 
 
 class RegisterBlockHarness(wiring.Component):

@@ -4,8 +4,8 @@ docs/spec.md §8 and §9.4: from the clock after a kill latches (the second afte
 ``CONTROL.kill`` pulse), no ladder leaves with a level posted, on the stream or the
 register path; armed and without a heartbeat for
 ``deadman_us`` microseconds, the device latches its own kill switch. The expectations are
-restated here from the spec (cycles per microsecond from the build clock), not read
-from the gateware.
+restated here from the spec (cycles per microsecond from the design's clock: the 200 MHz
+build's, the board's 120 MHz, or any a top is given), not read from the gateware.
 """
 
 from __future__ import annotations
@@ -14,11 +14,17 @@ import random
 
 import pytest
 from nanoquote.host.strategy.config import MarketMakerConfig
-from nanoquote.hw.contract.coefficients import CYCLES_PER_US, PipelineParams, deadman_cycles
+from nanoquote.hw.contract.coefficients import (
+    CLOCK_HZ,
+    CYCLES_PER_US,
+    PipelineParams,
+    deadman_cycles,
+)
+from nanoquote.hw.gateware.board import BOARD_CLOCK, SIM_CYCLES_PER_BIT, BoardCore
 from nanoquote.hw.gateware.layouts import market_update_layout
 from nanoquote.hw.gateware.top import NanoquoteTop
 from nanoquote.sim.testbenches.amaranth_axil_master import AxiLiteSimMaster
-from nanoquote.sim.testbenches.amaranth_support import simulate, test_seed
+from nanoquote.sim.testbenches.amaranth_support import inspected_only, simulate, test_seed
 from nanoquote.sim.testbenches.bench_registers import BenchRegisters
 
 CONFIG = MarketMakerConfig(refresh_interval_ns=0)
@@ -52,8 +58,8 @@ def _streaming(dut, log):
     return [driver, monitor]
 
 
-def _run(bench, name):
-    dut = NanoquoteTop()
+def _run(bench, name, dut=None):
+    dut = NanoquoteTop() if dut is None else dut
     log: list[tuple] = []
 
     async def testbench(ctx):
@@ -104,15 +110,38 @@ def test_kill_silences_the_stream_from_the_clock_after_the_latch():
     assert before and before[-1][4] and not before[-1][2]  # posted right up to the kill
 
 
-@pytest.mark.parametrize("timeout_us", [1, 3])
-def test_deadman_latches_the_kill_switch_when_the_heartbeat_stops(timeout_us):
+def _board_top():
+    """The top exactly as the board's core builds it (the simulated board's core; the rest
+    of the core is not simulated here)."""
+    with inspected_only():
+        return BoardCore(SIM_CYCLES_PER_BIT).top
+
+
+# (the design's clock in Hz, its top, the timeout in us): the 200 MHz build, the board's
+# top (120 MHz), and a top clocked at 1 MHz (one cycle a microsecond: no prescaler)
+DEADMAN_CASES = [
+    pytest.param(CLOCK_HZ, NanoquoteTop, 1, id="build-1us"),
+    pytest.param(CLOCK_HZ, NanoquoteTop, 3, id="build-3us"),
+    pytest.param(BOARD_CLOCK.design_hz, _board_top, 2, id="board-2us"),
+    pytest.param(1_000_000, lambda: NanoquoteTop(cycles_per_us=1), 150, id="1MHz-150us"),
+]
+
+
+@pytest.mark.parametrize(("clock_hz", "make_top", "timeout_us"), DEADMAN_CASES)
+def test_deadman_latches_the_kill_switch_when_the_heartbeat_stops(clock_hz, make_top, timeout_us):
     """Dead-man-to-kill: armed, with heartbeats more often than the timeout nothing happens;
     after the last heartbeat, the first blocked ladder leaves exactly
-    ``deadman_cycles(timeout) + 3`` cycles later (the timeout ends, the expiry is
-    registered, the latch set, then the output register cleared), flagged dead-man;
-    STATUS and ERRORS say so, and only a re-arm clears the latch."""
-    timeout = deadman_cycles(timeout_us)
-    assert timeout == timeout_us * CYCLES_PER_US
+    ``deadman_cycles(timeout, cycles_per_us) + 3`` cycles later (the timeout ends, the expiry
+    is registered, the latch set, then the output register cleared), flagged dead-man;
+    STATUS and ERRORS say so, and only a re-arm clears the latch. The cycles a microsecond
+    are the design clock's MHz (the board's top counts 120, not the build's 200)."""
+    dut = make_top()
+    cycles_per_us = round(clock_hz / 1e6)
+    assert dut.cycles_per_us == cycles_per_us
+    timeout = deadman_cycles(timeout_us, cycles_per_us)
+    assert timeout == timeout_us * cycles_per_us
+    if clock_hz == CLOCK_HZ:
+        assert deadman_cycles(timeout_us) == timeout and cycles_per_us == CYCLES_PER_US == 200
 
     async def bench(ctx, dut, regs):
         await regs.run(regs.programs.write_group("risk", {"deadman_us": timeout_us}))
@@ -131,14 +160,22 @@ def test_deadman_latches_the_kill_switch_when_the_heartbeat_stops(timeout_us):
         assert (status["killed"], status["armed"], status["deadman"]) == (0, 1, 0)
         await regs.run(regs.programs.write_group("risk", {"deadman_us": 0}))
 
-    log = _run(bench, f"deadman_{timeout_us}")
+    log = _run(bench, f"deadman_{cycles_per_us}_{timeout_us}", dut)
     beats = [row[0] for row in log if row[8]]
     first_blocked = next(row for row in log if row[1] and row[2])
     last_beat = max(b for b in beats if b < first_blocked[0])
     cycles = first_blocked[0] - last_beat
-    print(f"dead-man {timeout_us} us: heartbeat to first blocked ladder {cycles} cycles "
-          f"(timeout {timeout} cycles)")
+    print(f"dead-man {timeout_us} us at {cycles_per_us} cycles/us: heartbeat to first blocked ladder "
+          f"{cycles} cycles (timeout {timeout} cycles)")
     assert cycles == timeout + 3
     assert first_blocked[3] == 1  # flagged: the dead-man timer's kill
     # nothing was blocked while the heartbeats came
     assert not any(row[1] and row[2] for row in log if row[0] < first_blocked[0])
+
+
+@pytest.mark.parametrize("bad", [0, -200, 1.5, 200.0, True, "200", None])
+def test_cycles_per_us_must_be_a_positive_integer(bad):
+    with inspected_only(), pytest.raises(ValueError, match="cycles_per_us must be a positive integer"):
+        NanoquoteTop(cycles_per_us=bad)
+    with pytest.raises(ValueError, match="cycles_per_us must be a positive integer"):
+        deadman_cycles(1, bad)

@@ -12,13 +12,14 @@ from nanoquote.host.device.offload import offloaded_strategy
 from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.quoting import BookUpdate
 from nanoquote.hw.contract.coefficients import CYCLES_PER_US, deadman_cycles
+from nanoquote.hw.gateware.board import BOARD_CLOCK
 from nanoquote.sim.device.software_device import SoftwareDevice
 
 BOOK = BookUpdate(10, 100000, 100050)
 
 
-def _driver(timeout_us: int | None) -> tuple[SoftwareDevice, QuoteDriver]:
-    device = SoftwareDevice()
+def _driver(timeout_us: int | None, **device_options) -> tuple[SoftwareDevice, QuoteDriver]:
+    device = SoftwareDevice(**device_options)
     driver = QuoteDriver.open(device)
     driver.configure(MarketMakerConfig(deadman_timeout_us=timeout_us, refresh_interval_ns=0))
     return device, driver
@@ -40,13 +41,16 @@ def test_configure_writes_the_timeout_and_reads_it_back():
     assert device.regs.field("DEADMAN", "deadman_us") == 0
 
 
-def test_timer_fires_on_the_cycle_the_timeout_ends():
-    device, driver = _driver(2)
+@pytest.mark.parametrize("cycles_per_us", [CYCLES_PER_US, BOARD_CLOCK.cycles_per_us])
+def test_timer_fires_on_the_cycle_the_timeout_ends(cycles_per_us):
+    """At the build's 200 cycles a microsecond (the default) and at the board's 120."""
+    device, driver = _driver(2, cycles_per_us=cycles_per_us)
+    assert deadman_cycles(2, cycles_per_us) == 2 * cycles_per_us
     driver.arm()
-    device.batch([Idle(deadman_cycles(2))])
+    device.batch([Idle(deadman_cycles(2, cycles_per_us))])
     assert not device.killed
     driver.heartbeat()  # restarts: the cycles before it no longer count
-    device.batch([Idle(deadman_cycles(2))])
+    device.batch([Idle(deadman_cycles(2, cycles_per_us))])
     assert not device.killed  # the timeout has just ended: the latch is set in the next cycle
     device.batch([Idle(1)])
     assert driver.status() == {"armed": 0, "killed": 1, "settled": 1, "has_quoted": 0, "deadman": 1}
@@ -59,6 +63,13 @@ def test_timer_fires_on_the_cycle_the_timeout_ends():
     driver.rearm()
     assert driver.status()["deadman"] == 0 and driver.errors()["deadman"] == 1  # sticky until cleared
     assert any(driver.quote(BOOK).ladder.bids)
+
+
+def test_cycles_per_us_must_be_a_positive_integer():
+    assert SoftwareDevice().cycles_per_us == CYCLES_PER_US
+    for bad in (0, -1, 1.5, True, "120"):
+        with pytest.raises(ValueError, match="cycles_per_us must be a positive integer"):
+            SoftwareDevice(cycles_per_us=bad)
 
 
 def test_disarmed_or_switched_off_the_timer_never_fires():
