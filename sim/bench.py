@@ -15,6 +15,7 @@ including the load average: on a shared machine the rates move with it.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import os
@@ -93,18 +94,32 @@ def read_build(path: Path, check_current: bool = True) -> dict | None:
 
 
 def _is_current(build: dict) -> bool | None:
-    from nanoquote.hw.fpga.flow import DEVICES, make_design, ooc_verilog, verilog_sha
+    from nanoquote.hw.fpga.flow import DEVICES
 
     design, target = build["design"], build["target"]
     flags = {part: flag for flag, part in DEVICES.items()}
     if design.get("top") not in ("top", "pipeline") or target.get("device") not in flags:
         return None
     try:
-        _, component = make_design(design["top"], design["max_levels"], design["price_bits"])
-        _, text = ooc_verilog(component, flags[target["device"]], target["package"], target["speed"])
+        sha = _work_tree_sha(design["top"], design["max_levels"], design["price_bits"], flags[target["device"]],
+                             target["package"], target["speed"])
+    except (KeyError, TypeError):  # a build.json without the parameters (or unhashable ones)
+        return None
+    return None if sha is None else sha == design.get("verilog_sha256")
+
+
+@functools.cache
+def _work_tree_sha(top: str, max_levels: int, price_bits: int, device: str, package: str, speed: int) -> str | None:
+    """The Verilog hash ``nanoquote build`` would record for this design in the work tree
+    (``None``: it does not elaborate); computed once per process and parameter set."""
+    from nanoquote.hw.fpga.flow import make_design, ooc_verilog, verilog_sha
+
+    try:
+        _, component = make_design(top, max_levels, price_bits)
+        _, text = ooc_verilog(component, device, package, speed)
     except Exception:  # a design that does not elaborate cannot be compared
         return None
-    return verilog_sha(text) == design.get("verilog_sha256")
+    return verilog_sha(text)
 
 
 def _golden(sizes: BenchSizes) -> dict:

