@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanoquote.host.strategy.anomalies import Anomaly, AnomalyKind
-from nanoquote.host.strategy.config import ConfigError, MarketMakerConfig
+from nanoquote.host.strategy.config import EXCHANGE_RISK_DEFAULTS, ConfigError, MarketMakerConfig
 from nanoquote.host.strategy.domain import DomainError
 from nanoquote.host.strategy.market_maker import MarketMakerStrategy, validate_book, validate_fill
 from nanoquote.host.strategy.orders import Action, CancelOrder, Fill, NewOrder, Side
@@ -184,7 +184,7 @@ def resolve_config(
         fields.update(head.payload)
         if "quote_policy" in head.payload and base is not None:
             # Risk defaults follow the policy named in the file, not the base's policy.
-            for name in ("collar_ticks", "max_order_qty", "max_quote_updates_per_sec"):
+            for name in EXCHANGE_RISK_DEFAULTS:
                 if name not in head.payload:
                     fields.pop(name, None)
     fields.update({k: v for k, v in overrides.items() if v is not None})

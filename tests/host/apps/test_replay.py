@@ -139,14 +139,19 @@ def test_kill_and_rearm_extensions_emit_cancels(tmp_path, capsys):
     assert all(r["event"] <= 3 for r in records if r["type"] != "anomaly")
 
 
-def test_file_config_policy_overrides_toml_risk_defaults(tmp_path, capsys):
-    toml = tmp_path / "c.toml"
-    toml.write_text('quote_policy = "legacy"\n')
-    events = write_events(tmp_path / "e.jsonl", [{"type": "config", "quote_policy": "exchange"}])
+@pytest.mark.parametrize("toml_policy, file_policy", [("legacy", "exchange"), ("exchange", "legacy")])
+def test_file_config_policy_overrides_toml_risk_defaults(tmp_path, toml_policy, file_policy):
+    """Every policy-defaulted risk limit (the dead-man timeout included) follows the file's
+    policy, not the TOML base's."""
     from nanoquote.host.apps.replay import parse_events, resolve_config
-    from nanoquote.host.strategy.config import MarketMakerConfig
+    from nanoquote.host.strategy.config import EXCHANGE_RISK_DEFAULTS, MarketMakerConfig
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'quote_policy = "{toml_policy}"\n')
+    events = write_events(tmp_path / "e.jsonl", [{"type": "config", "quote_policy": file_policy}])
     config = resolve_config(parse_events(events.read_text().splitlines()), MarketMakerConfig.from_toml(toml))
-    assert not config.is_legacy and config.collar_ticks == 100
+    assert config.is_legacy == (file_policy == "legacy")
+    expected = {name: None for name in EXCHANGE_RISK_DEFAULTS} if config.is_legacy else EXCHANGE_RISK_DEFAULTS
+    assert {name: getattr(config, name) for name in EXCHANGE_RISK_DEFAULTS} == expected
 
 
 def test_reads_stdin(monkeypatch, capsys):
