@@ -246,13 +246,12 @@ def build(design: str = "top", max_levels: int = 8, price_bits: int = 31,
 
 def build_harness(design: str, source: Path, prefix: str, max_levels: int = 8, price_bits: int = 31,
                   addr_width: int = DEFAULT_ADDR_WIDTH, *, name: str, extra_args: tuple[str, ...] = (),
-                  make_opt: tuple[str, ...] | None = None, force: bool = False) -> Build:
+                  make_opt: tuple[str, ...] = BULK_MAKE_OPT, force: bool = False) -> Build:
     """Compile ``design`` with the C++ harness ``source`` (which includes ``<prefix>.h``,
     the design verilated with ``--prefix``), or reuse its cached build in
     ``<stem>_<name>-<key>``; the key also covers the harness source, ``extra_args``
     (more Verilator arguments) and the C++ optimisation ``make_opt`` (default
     :data:`BULK_MAKE_OPT`). The executable is named after the source's stem."""
-    make_opt = BULK_MAKE_OPT if make_opt is None else make_opt
     key = _build_key(verilog(design, max_levels, price_bits, addr_width),
                      source.read_text() + repr(make_opt) + repr(extra_args))
     stem = _stem(design, max_levels, price_bits, addr_width) + f"_{name}"
@@ -296,7 +295,7 @@ def build_axil(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFA
     return build_harness("top", AXIL_HARNESS, "Vaxil", max_levels, price_bits, addr_width,
                          name="axil" if waves is None else f"axil_{waves[1:]}",
                          extra_args=() if waves is None else WAVE_FORMATS[waves],
-                         make_opt=None if waves is None else WAVES_MAKE_OPT, force=force)
+                         make_opt=BULK_MAKE_OPT if waves is None else WAVES_MAKE_OPT, force=force)
 
 
 def build_board(max_levels: int = 8, price_bits: int = 31, addr_width: int = DEFAULT_ADDR_WIDTH, *,

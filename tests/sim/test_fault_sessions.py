@@ -5,8 +5,8 @@ offloaded engine over the software device behind a failing bus. After every step
 QuoteManager's totals add up, every order resting at the exchange is tracked, and in
 exchange policy the worst case stays within the limit; after ``kill()`` and the
 exchange's answers nothing rests. ``make test`` runs 100 sessions of 2,000 steps per
-engine (tier ``slow``; seeds 0-99, in four chunks of 25, each of which injects every
-fault kind ten times or more); ``make test-fast`` a 6-session sample.
+engine (tier ``slow``; seeds 0-99, in four chunks of 25, each of which must inject every
+fault kind: ten times or more each at the default count); ``make test-fast`` a 6-session sample.
 ``NANOQUOTE_FAULT_SESSIONS`` sets the count of the large run (e.g. 1000 for a longer
 search: the seeds are 0..N-1; each chunk prints its range).
 """

@@ -150,7 +150,7 @@ def test_file_config_policy_overrides_toml_risk_defaults(tmp_path, toml_policy, 
     events = write_events(tmp_path / "e.jsonl", [{"type": "config", "quote_policy": file_policy}])
     config = resolve_config(parse_events(events.read_text().splitlines()), MarketMakerConfig.from_toml(toml))
     assert config.is_legacy == (file_policy == "legacy")
-    expected = {name: None for name in EXCHANGE_RISK_DEFAULTS} if config.is_legacy else EXCHANGE_RISK_DEFAULTS
+    expected = {name: None for name in EXCHANGE_RISK_DEFAULTS} if file_policy == "legacy" else EXCHANGE_RISK_DEFAULTS
     assert {name: getattr(config, name) for name in EXCHANGE_RISK_DEFAULTS} == expected
 
 
